@@ -1,0 +1,242 @@
+"""params.yaml → one validated, typed configuration per head.
+
+`load_params` reads and validates the whole file once (JSON schema + the checks a
+schema cannot express); `resolve` merges a head's overrides into the shared
+sections and returns a frozen `Config`.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+OVERRIDABLE = ("model", "mask", "augment", "train")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str
+    path: str | None
+    image_size: int
+    num_classes: int
+    val_fraction: float
+    split_seed: int
+    stats_subsample: int
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    patch_size: int
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float
+    pred_dim: int
+    pred_depth: int
+    pred_num_heads: int
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    num_targets: int
+    target_scale: tuple[float, float]
+    target_aspect: tuple[float, float]
+    context_scale: tuple[float, float]
+    min_context: int
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_scale: tuple[float, float]
+    crop_ratio: tuple[float, float]
+    hflip: bool
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int
+    lr: float
+    min_lr: float
+    warmup_steps: int
+    weight_decay: float
+    grad_clip: float
+    ema_start: float
+    ema_end: float
+    device: str
+    log_every: int
+    eval_every: int
+    ckpt_every: int
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    knn_k: int
+    knn_temperature: float
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one head's run reads. `head` holds the head's own settings."""
+
+    seed: int
+    head_name: str
+    data: DataConfig
+    model: ModelConfig
+    mask: MaskConfig
+    augment: AugmentConfig
+    train: TrainConfig
+    eval: EvalConfig
+    head: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _schema() -> dict:
+    return yaml.safe_load(resources.files("vjepa").joinpath("schema.yaml").read_text())
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(error) -> str:
+    """One line naming the key, its value and what is allowed."""
+    key, value, v = _key(error.absolute_path), error.instance, error.validator
+    schema = error.schema
+    if v == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        where = f" in '{key}'" if error.absolute_path else ""
+        return f"unknown key {', '.join(map(repr, unknown))}{where}; allowed keys: {', '.join(allowed)}"
+    if v == "required":
+        return f"'{key}' is missing a key: {error.message}; add it (see the default params.yaml)"
+    if v == "enum":
+        return f"{key} = {value!r} is not allowed; choose one of: {', '.join(map(str, schema['enum']))}"
+    if v == "type":
+        return f"{key} = {value!r} has the wrong type; expected {schema['type']}"
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        lo = schema.get("minimum", schema.get("exclusiveMinimum"))
+        hi = schema.get("maximum", schema.get("exclusiveMaximum"))
+        lo_b = "[" if "minimum" in schema else "("
+        hi_b = "]" if "maximum" in schema else ")"
+        rng = f"{lo_b}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{hi_b}"
+        return f"{key} = {value!r} is out of range; allowed range {rng}"
+    if v in ("minItems", "maxItems"):
+        return f"{key} = {value!r} has the wrong length; {error.message}"
+    if v == "uniqueItems":
+        return f"{key} = {value!r} lists an entry twice; list each once"
+    return f"{key} = {value!r}: {error.message}"
+
+
+def validate(params: dict, source: str = "params.yaml") -> None:
+    """Raise ConfigError naming the first bad key, its value and the allowed values."""
+    import jsonschema
+
+    if not isinstance(params, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(params).__name__}")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise ConfigError(f"{source}: {_describe(errors[0])}")
+    for head in params["heads"]:
+        if head not in params["head"]:
+            raise ConfigError(f"{source}: heads lists '{head}' but head.{head} is missing; add its section")
+    for head in params["heads"]:
+        _check_ranges(resolve(params, head), source)
+
+
+def _check_ranges(cfg: Config, source: str) -> None:
+    """Checks that involve several keys (a schema sees one value at a time)."""
+    p = f"{source}: (head {cfg.head_name}) "
+
+    def bad(msg: str):
+        raise ConfigError(p + msg)
+
+    m, d = cfg.model, cfg.data
+    if d.image_size % m.patch_size:
+        bad(f"data.image_size = {d.image_size} is not divisible by model.patch_size = {m.patch_size}; "
+            "choose sizes so that image_size / patch_size is a whole number")
+    if m.embed_dim % m.num_heads:
+        bad(f"model.embed_dim = {m.embed_dim} is not divisible by model.num_heads = {m.num_heads}")
+    if m.pred_dim % m.pred_num_heads:
+        bad(f"model.pred_dim = {m.pred_dim} is not divisible by model.pred_num_heads = {m.pred_num_heads}")
+    for name, dim in (("model.embed_dim", m.embed_dim), ("model.pred_dim", m.pred_dim)):
+        if dim % 4:
+            bad(f"{name} = {dim} must be a multiple of 4 (2-D sin-cos positions split it in four)")
+    for name, pair in (("mask.target_scale", cfg.mask.target_scale), ("mask.target_aspect", cfg.mask.target_aspect),
+                       ("mask.context_scale", cfg.mask.context_scale), ("augment.crop_scale", cfg.augment.crop_scale),
+                       ("augment.crop_ratio", cfg.augment.crop_ratio)):
+        if pair[0] > pair[1]:
+            bad(f"{name} = {list(pair)} must be [low, high] with low <= high")
+    grid = (d.image_size // m.patch_size) ** 2
+    if cfg.mask.num_targets * cfg.mask.target_scale[0] >= 1.0:
+        bad(f"mask.num_targets x mask.target_scale[0] = {cfg.mask.num_targets} x {cfg.mask.target_scale[0]} "
+            "covers the whole grid; lower one of them so that their product is < 1")
+    if cfg.mask.min_context >= grid:
+        bad(f"mask.min_context = {cfg.mask.min_context} must be smaller than the {grid} patches of the grid")
+    t = cfg.train
+    if t.min_lr > t.lr:
+        bad(f"train.min_lr = {t.min_lr} is larger than train.lr = {t.lr}")
+    if t.ema_start > t.ema_end:
+        bad(f"train.ema_start = {t.ema_start} is larger than train.ema_end = {t.ema_end}")
+    if t.warmup_steps >= t.steps:
+        bad(f"train.warmup_steps = {t.warmup_steps} must be smaller than train.steps = {t.steps}")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read and validate a params file; ConfigError on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file '{path}' not found; run from the project folder or pass --params PATH")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    validate(params, str(path))
+    return params
+
+
+def _tuples(d: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def resolve(params: dict, head: str) -> Config:
+    """The configuration of one head: shared sections with the head's overrides merged in."""
+    if head not in params.get("head", {}):
+        raise ConfigError(f"no section head.{head} in params; known heads: {', '.join(params.get('head', {}))}")
+    head_section = copy.deepcopy(params["head"][head])
+    sections = {}
+    for name in OVERRIDABLE:
+        merged = dict(params[name])
+        merged.update(head_section.pop(name, {}) or {})
+        sections[name] = merged
+    return Config(
+        seed=params["seed"],
+        head_name=head,
+        data=DataConfig(**params["data"]),
+        model=ModelConfig(**sections["model"]),
+        mask=MaskConfig(**_tuples(sections["mask"])),
+        augment=AugmentConfig(**_tuples(sections["augment"])),
+        train=TrainConfig(**sections["train"]),
+        eval=EvalConfig(**params["eval"]),
+        head=head_section,
+    )
+
+
+def set_dotted(params: dict, dotted: str, value: Any) -> None:
+    """Apply a `section.key=value` override from the command line (value parsed as YAML)."""
+    keys = dotted.split(".")
+    node = params
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value

@@ -1,0 +1,68 @@
+"""Frozen-encoder features: mean-pooled student patch tokens, float32."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .augment import resize
+from .data import load_split, load_stats
+from .io import write_npz
+from .jepa import JEPA
+from .runtime import autocast, pick_device
+
+
+def images_to_tensor(images: np.ndarray, device) -> torch.Tensor:
+    """uint8 N×H×W×3 array → uint8 N×3×H×W tensor on `device`."""
+    t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    if device.type == "cuda":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def extract_features(encoder, images: torch.Tensor, mean, std, image_size: int, batch_size: int = 256,
+                     progress: bool = False, desc: str = "embed") -> torch.Tensor:
+    """Mean-pooled final tokens of `encoder` for uint8 N×3×H×W images → float32 N×D on the CPU."""
+    was_training = encoder.training
+    encoder.eval()
+    device = images.device
+    out = []
+    for start in tqdm(range(0, images.shape[0], batch_size), desc=desc, disable=not progress, leave=False):
+        x = resize(images[start:start + batch_size], image_size, mean, std)
+        with autocast(device):
+            out.append(encoder(x).float().mean(dim=1).cpu())
+    encoder.train(was_training)
+    return torch.cat(out)
+
+
+def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: str = "auto",
+          progress: bool = True) -> dict:
+    """Write train/val features of a checkpoint's student encoder (or of its random init) to `out_path`."""
+    state = checkpoint.load(ckpt_path)
+    cfg = checkpoint.config_from_dict(state["config"])
+    dev = pick_device(device)
+    data_dir = Path(data_dir)
+    stats = load_stats(data_dir / "stats.json")
+    if random_init:
+        torch.manual_seed(cfg.seed)
+        model = JEPA(cfg)
+    else:
+        model = JEPA(cfg)
+        model.load_state_dict(state["model"])
+    encoder = model.encoder.to(dev)
+    arrays = {}
+    for split in ("train", "val"):
+        images, labels = load_split(data_dir / "processed" / f"{split}.npz")
+        x = images_to_tensor(images, dev)
+        feats = extract_features(encoder, x, stats["mean"], stats["std"], cfg.data.image_size,
+                                 cfg.eval.batch_size, progress=progress, desc=f"embed {split}")
+        arrays[f"{split}_features"] = feats.numpy()
+        arrays[f"{split}_labels"] = labels.astype(np.int64)
+    arrays["step"] = np.int64(0 if random_init else state["step"])
+    write_npz(out_path, **arrays)
+    return {"n_train": len(arrays["train_labels"]), "n_val": len(arrays["val_labels"]),
+            "dim": arrays["train_features"].shape[1], "step": int(arrays["step"])}

@@ -1,0 +1,51 @@
+"""Metrics of one head from its frozen features: kNN top-1/top-5 and what produced them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .errors import DataError
+from .io import write_json
+from .knn import knn_accuracy
+from .runtime import versions
+
+FEATURE_KEYS = ("train_features", "train_labels", "val_features", "val_labels")
+
+
+def load_embeddings(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"embeddings '{path}' not found; run `vjepa embed` for this head first")
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:
+        raise DataError(f"embeddings '{path}' cannot be read ({type(e).__name__}); rerun `vjepa embed`") from None
+    missing = [k for k in FEATURE_KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"embeddings '{path}' lack {', '.join(missing)}; rerun `vjepa embed`")
+    return arrays
+
+
+def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config) -> dict:
+    """kNN on the embeddings file; writes metrics.json and returns it."""
+    e = load_embeddings(embeddings_path)
+    acc = knn_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"],
+                       k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
+    metrics = {
+        "head": cfg.head_name,
+        "knn_top1": acc["top1"],
+        "knn_top5": acc["top5"],
+        "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "metric": "cosine",
+                "vote": "exp(sim/T)", "features": "mean-pooled student tokens"},
+        "n_train": int(len(e["train_labels"])),
+        "n_val": int(len(e["val_labels"])),
+        "embedding_dim": int(e["train_features"].shape[1]),
+        "step": int(e["step"]) if "step" in e else None,
+        "seed": cfg.seed,
+        "versions": versions(),
+    }
+    write_json(out_path, metrics)
+    return metrics

@@ -1,0 +1,49 @@
+"""The paper's baseline: a point prediction per target token.
+
+Loss = alignment (MSE to the teacher token) + variance hinge + covariance penalty on
+the predictions (VICReg-style), weighted 1.0 / 0.1 / 0.01 by default.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .base import Head
+
+
+def variance_hinge(x: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
+    """mean over dimensions of relu(gamma - std); x: N×D."""
+    return F.relu(gamma - (x.var(dim=0) + eps).sqrt()).mean()
+
+
+def covariance_penalty(x: torch.Tensor) -> torch.Tensor:
+    """Sum of squared off-diagonal covariances divided by D; x: N×D."""
+    n, d = x.shape
+    x = x - x.mean(dim=0)
+    cov = (x.T @ x) / (n - 1)
+    return (cov.square().sum() - cov.diagonal().square().sum()) / d
+
+
+class DeterministicHead(Head):
+    def __init__(self, cond_dim: int, target_dim: int, *, align_weight: float = 1.0, var_weight: float = 0.1,
+                 cov_weight: float = 0.01):
+        super().__init__(cond_dim, target_dim)
+        self.proj = nn.Linear(cond_dim, target_dim)
+        self.weights = (align_weight, var_weight, cov_weight)
+
+    def point(self, cond: torch.Tensor) -> torch.Tensor:
+        return self.proj(cond)
+
+    def sample(self, cond: torch.Tensor, n: int) -> torch.Tensor:
+        return self.point(cond).unsqueeze(0).expand(n, *cond.shape[:-1], self.target_dim)
+
+    def loss(self, cond, target):
+        pred = self.point(cond)
+        flat = pred.reshape(-1, self.target_dim).float()
+        align = F.mse_loss(pred.float(), target.float())
+        var = variance_hinge(flat)
+        cov = covariance_penalty(flat)
+        wa, wv, wc = self.weights
+        total = wa * align + wv * var + wc * cov
+        return total, {"align": align.detach(), "var": var.detach(), "cov": cov.detach()}

@@ -1,0 +1,214 @@
+"""The teacher-student training loop.
+
+All randomness of the data path (batch order, crops, flips, masks) comes from one
+CPU generator whose state is checkpointed, so a resumed run replays the same batches
+on any device. Scalars are buffered on the device and written to TensorBoard every
+`log_every` steps, one host sync per flush rather than per step.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .augment import apply_crops, crop_params
+from .config import Config
+from .data import load_split, load_stats
+from .embed import extract_features, images_to_tensor
+from .errors import ConfigError, VJepaError
+from .jepa import JEPA, ema_at, lr_at, param_groups
+from .knn import knn_accuracy
+from .masks import MultiBlockMaskSampler
+from .runtime import autocast, configure, pick_device, seed_everything
+
+
+class NonFiniteLoss(VJepaError):
+    pass
+
+
+def effective_rank(x: torch.Tensor) -> float:
+    """exp(entropy) of the normalised singular values of the centred N×D matrix (Roy & Vetterli)."""
+    s = torch.linalg.svdvals((x - x.mean(0)).float())
+    p = s / s.sum().clamp_min(1e-12)
+    return float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))
+
+
+class BatchStream:
+    """Epoch permutations derived from (seed, epoch) alone, so step s always gets the same images."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, None
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+
+
+def _tensorboard(log_dir: Path, fresh: bool):
+    from torch.utils.tensorboard import SummaryWriter
+
+    if fresh and log_dir.exists():
+        for f in log_dir.glob("events.out.tfevents.*"):
+            f.unlink()
+    return SummaryWriter(str(log_dir))
+
+
+def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool = False,
+          progress: bool = True) -> dict:
+    """Train one head; writes out_dir/checkpoint.pt (final) and out_dir/tb/ (TensorBoard).
+
+    A periodic out_dir/resume.pt lets a rerun of the same command continue where an
+    interrupted one stopped; it is removed once the final checkpoint is written.
+    """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    t = cfg.train
+    device = pick_device(t.device)
+    configure(device)
+
+    images_np, train_labels = load_split(data_dir / "processed" / "train.npz")
+    val_np, val_labels = load_split(data_dir / "processed" / "val.npz")
+    stats = load_stats(data_dir / "stats.json")
+    if t.batch_size > len(images_np):
+        raise ConfigError(f"train.batch_size = {t.batch_size} is larger than the {len(images_np)} training "
+                          f"images; lower it to at most {len(images_np)}")
+    if images_np.shape[1] != cfg.data.image_size:
+        raise ConfigError(f"prepared images are {images_np.shape[1]} px but data.image_size = "
+                          f"{cfg.data.image_size}; rerun `vjepa prepare`")
+
+    seed_everything(cfg.seed)
+    model = JEPA(cfg).to(device)
+    fused = device.type == "cuda"
+    opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr, betas=(0.9, 0.95),
+                            fused=fused, foreach=None if fused else True)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+
+    resume_path, final_path = out_dir / "resume.pt", out_dir / "checkpoint.pt"
+    start_state = _resumable(resume_path, final_path, cfg, fresh)
+    if start_state is not None:
+        model.load_state_dict(start_state["model"])
+        opt.load_state_dict(start_state["optimizer"])
+        gen.set_state(start_state["rng"]["data"])
+        torch.set_rng_state(start_state["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in start_state["rng"]:
+            torch.cuda.set_rng_state(start_state["rng"]["cuda"])
+        step = int(start_state["step"])
+    if step >= t.steps:
+        return {"step": step, "resumed": True, "history": start_state.get("history", [])}
+
+    images = images_to_tensor(images_np, device)
+    val_images = images_to_tensor(val_np, device)
+    sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
+    stream = BatchStream(len(images), t.batch_size, cfg.seed)
+    writer = _tensorboard(out_dir / "tb", fresh=start_state is None)
+    history = list(start_state.get("history", [])) if start_state else []
+    mean, std, size = stats["mean"], stats["std"], cfg.data.image_size
+
+    def state_dict() -> dict:
+        rng = {"data": gen.get_state(), "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state()
+        return {"head": cfg.head_name, "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "rng": rng, "stats": stats, "history": history}
+
+    def evaluate_knn() -> float:
+        tr = extract_features(model.encoder, images, mean, std, size, cfg.eval.batch_size)
+        va = extract_features(model.encoder, val_images, mean, std, size, cfg.eval.batch_size)
+        acc = knn_accuracy(tr, train_labels, va, val_labels, k=cfg.eval.knn_k,
+                           temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
+        return acc["top1"]
+
+    pending: list[tuple[int, float, float, dict]] = []  # per-step scalars awaiting one host sync
+    bar = tqdm(total=t.steps, initial=step, desc=f"train {cfg.head_name}", disable=not progress,
+               dynamic_ncols=True)
+    t_last, n_last = time.perf_counter(), step
+    model.train()
+    try:
+        while step < t.steps:
+            lr = lr_at(step, t.steps, t.warmup_steps, t.lr, t.min_lr)
+            momentum = ema_at(step, t.steps, t.ema_start, t.ema_end)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = stream.indices(step)
+            crops = crop_params(len(idx), cfg.augment.crop_scale, cfg.augment.crop_ratio, cfg.augment.hflip, gen)
+            masks = sampler(len(idx), gen)
+            masks = type(masks)(*(m.to(device, non_blocking=True) for m in masks))
+            x = apply_crops(images[idx.to(device)], crops, size, mean, std)
+            with autocast(device):
+                loss, diag, context = model(x, masks)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            opt.step()
+            model.update_teacher(momentum)
+            step += 1
+            pending.append((step, lr, momentum, {"loss": loss.detach(), "grad_norm": grad_norm, **diag}))
+
+            if step % t.log_every == 0 or step == t.steps:
+                values = _flush(writer, pending)
+                pending.clear()
+                flat = context.reshape(-1, context.shape[-1]).float()
+                writer.add_scalar("embed/std", flat.std(0).mean().item(), step)
+                writer.add_scalar("embed/effective_rank", effective_rank(flat), step)
+                if not math.isfinite(values["loss"]):
+                    raise NonFiniteLoss(f"training loss became {values['loss']} at step {step} "
+                                        f"(terms: {values}); lower train.lr or check the data")
+                now = time.perf_counter()
+                rate = (step - n_last) * t.batch_size / max(now - t_last, 1e-9)
+                t_last, n_last = now, step
+                writer.add_scalar("train/images_per_s", rate, step)
+                bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{rate:.0f}")
+            if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
+                top1 = evaluate_knn()
+                history.append({"step": step, "knn_top1": top1})
+                writer.add_scalar("val/knn_top1", top1, step)
+                bar.write(f"step {step}: val kNN top-1 {top1:.4f}")
+            if step % t.ckpt_every == 0 and step < t.steps:
+                checkpoint.save(resume_path, state_dict())
+            bar.update(1)
+    except KeyboardInterrupt:
+        checkpoint.save(resume_path, state_dict())
+        bar.write(f"interrupted: saved step {step} to {resume_path}; rerun the same command to resume")
+        raise
+    finally:
+        bar.close()
+        writer.close()
+
+    checkpoint.save(final_path, state_dict())
+    resume_path.unlink(missing_ok=True)
+    return {"step": step, "resumed": start_state is not None, "history": history}
+
+
+def _flush(writer, pending) -> dict[str, float]:
+    """Write buffered per-step scalars with a single device→host copy; return the last step's values."""
+    keys = list(pending[-1][3])
+    stacked = torch.stack([torch.stack([s[3][k].float() for k in keys]) for s in pending]).cpu().numpy()
+    for (step, lr, momentum, _), row in zip(pending, stacked):
+        writer.add_scalar("train/lr", lr, step)
+        writer.add_scalar("train/ema_momentum", momentum, step)
+        for k, v in zip(keys, row):
+            writer.add_scalar(f"train/{k}", float(v), step)
+    return {k: float(v) for k, v in zip(keys, stacked[-1])}
+
+
+def _resumable(resume_path: Path, final_path: Path, cfg: Config, fresh: bool) -> dict | None:
+    """The state to continue from: an interrupted run's resume.pt, or a finished checkpoint.pt, of this config."""
+    if fresh:
+        return None
+    for path in (resume_path, final_path):
+        if path.is_file():
+            state = checkpoint.load(path)
+            if state.get("config") == cfg.to_dict():
+                return state
+            tqdm.write(f"{path} was written with other params; starting afresh")
+    return None
