@@ -68,6 +68,8 @@ class TrainConfig:
     warmup_steps: int
     weight_decay: float
     grad_clip: float
+    collapse_var_weight: float
+    collapse_cov_weight: float
     ema_start: float
     ema_end: float
     device: str

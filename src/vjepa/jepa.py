@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .config import Config
 from .heads import Head, build_head
 from .masks import Masks
+from .regularizers import covariance_penalty, variance_hinge
 from .vit import Predictor, VisionTransformer, gather_tokens
 
 
@@ -30,6 +31,7 @@ class JEPA(nn.Module):
         self.predictor = Predictor(self.encoder.grid, m.embed_dim, m.pred_dim, m.pred_depth, m.pred_num_heads,
                                    m.mlp_ratio)
         self.head: Head = build_head(cfg.head_name, m.pred_dim, m.embed_dim, cfg.head)
+        self.collapse_weights = (cfg.train.collapse_var_weight, cfg.train.collapse_cov_weight)
 
     @torch.no_grad()
     def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
@@ -48,6 +50,13 @@ class JEPA(nn.Module):
         target = self.targets(images, masks.targets)
         cond, z = self.conditioning(images, masks)
         loss, diag = self.head.loss(cond, target)
+        wv, wc = self.collapse_weights
+        if wv or wc:
+            # Shared by every head: keeps the student's per-image (pooled) features spread out.
+            pooled = z.float().mean(dim=1)
+            var, cov = variance_hinge(pooled), covariance_penalty(pooled)
+            loss = loss + wv * var + wc * cov
+            diag = {**diag, "collapse_var": var.detach(), "collapse_cov": cov.detach()}
         return loss, diag, z.detach()
 
     @torch.no_grad()

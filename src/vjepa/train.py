@@ -24,18 +24,12 @@ from .errors import ConfigError, VJepaError
 from .jepa import JEPA, ema_at, lr_at, param_groups
 from .knn import knn_accuracy
 from .masks import MultiBlockMaskSampler
+from .regularizers import effective_rank
 from .runtime import autocast, configure, pick_device, seed_everything
 
 
 class NonFiniteLoss(VJepaError):
     pass
-
-
-def effective_rank(x: torch.Tensor) -> float:
-    """exp(entropy) of the normalised singular values of the centred N×D matrix (Roy & Vetterli)."""
-    s = torch.linalg.svdvals((x - x.mean(0)).float())
-    p = s / s.sum().clamp_min(1e-12)
-    return float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))
 
 
 class BatchStream:

@@ -9,20 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..regularizers import covariance_penalty, variance_hinge
 from .base import Head
-
-
-def variance_hinge(x: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
-    """mean over dimensions of relu(gamma - std); x: N×D."""
-    return F.relu(gamma - (x.var(dim=0) + eps).sqrt()).mean()
-
-
-def covariance_penalty(x: torch.Tensor) -> torch.Tensor:
-    """Sum of squared off-diagonal covariances divided by D; x: N×D."""
-    n, d = x.shape
-    x = x - x.mean(dim=0)
-    cov = (x.T @ x) / (n - 1)
-    return (cov.square().sum() - cov.diagonal().square().sum()) / d
 
 
 class DeterministicHead(Head):

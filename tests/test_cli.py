@@ -1,0 +1,84 @@
+"""The command line: bad input gives one clear line before any work; the stages chain end to end."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vjepa.cli import main
+
+from conftest import tiny, write_params
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "vjepa", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("data.source=mnist", "data.source = 'mnist' is not allowed; choose one of: digits, tiny-imagenet, imagefolder"),
+    ("train.lr=abc", "train.lr = 'abc' has the wrong type; expected number"),
+    ("train.lr=-1", "train.lr = -1 is out of range; allowed range (0, 1]"),
+    ("model.patch_size=5", "data.image_size = 32 is not divisible by model.patch_size = 5"),
+    ("train.batch_sise=3", "unknown key 'batch_sise' in 'train'"),
+])
+def test_bad_params_give_one_line_before_any_work(tmp_path, params, override, expected):
+    write_params(tmp_path / "params.yaml", params)
+    r = run_cli("prepare", "--set", override, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vjepa: error: ") and expected in lines[0]
+    assert not (tmp_path / "data").exists()  # nothing written
+
+
+def test_missing_imagefolder_path_is_named(tmp_path, params):
+    params["data"].update(source="imagefolder", path=str(tmp_path / "no-such-folder"))
+    write_params(tmp_path / "params.yaml", params)
+    r = run_cli("prepare", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "no-such-folder" in r.stderr and "data.path" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data" / "processed" / "train.npz").exists()
+
+
+def test_missing_params_file_and_missing_inputs(tmp_path, capsys):
+    assert main(["check-params", "--params", str(tmp_path / "none.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_batch_larger_than_dataset_is_refused_before_training(tmp_path, params):
+    params = tiny(params)
+    params["train"]["batch_size"] = 5000
+    write_params(tmp_path / "params.yaml", params)
+    assert run_cli("prepare", cwd=tmp_path).returncode == 0
+    assert run_cli("stats", cwd=tmp_path).returncode == 0
+    r = run_cli("train", "--head", "deterministic", cwd=tmp_path)
+    assert r.returncode == 2 and "train.batch_size = 5000 is larger than the" in r.stderr
+    assert not (tmp_path / "results" / "deterministic" / "checkpoint.pt").exists()
+
+
+def test_end_to_end_prepare_stats_train_embed_evaluate(tmp_path, params):
+    """The whole chain on digits with a tiny model, in-process (fast) through the CLI entry point."""
+    p = write_params(tmp_path / "params.yaml", tiny(params))
+    common = ["--params", str(p), "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results"),
+              "--quiet"]
+    assert main(["prepare", *common]) == 0
+    assert main(["stats", *common]) == 0
+    assert main(["train", "--head", "deterministic", *common]) == 0
+    out = tmp_path / "results" / "deterministic"
+    assert (out / "checkpoint.pt").is_file() and not (out / "resume.pt").exists()
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert main(["embed", "--head", "deterministic", *common]) == 0
+    assert main(["evaluate", "--head", "deterministic", *common]) == 0
+    emb = np.load(out / "embeddings.npz")
+    assert emb["train_features"].shape == (1437, 32) and emb["val_features"].shape == (360, 32)
+    assert emb["train_features"].dtype == np.float32 and int(emb["step"]) == 6
+    m = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= m["knn_top5"] <= 1.0 and m["knn_top1"] <= m["knn_top5"]
+    assert m["knn"]["k"] == 20 and m["knn"]["temperature"] == 0.07
+    assert m["n_train"] == 1437 and m["n_val"] == 360 and m["step"] == 6 and m["seed"] == 0
+    assert m["versions"]["torch"].startswith("2.13")
+    # Rerunning train on a finished run does nothing and keeps the checkpoint.
+    before = (out / "checkpoint.pt").stat().st_mtime_ns
+    assert main(["train", "--head", "deterministic", *common]) == 0
+    assert (out / "checkpoint.pt").stat().st_mtime_ns == before

@@ -1,0 +1,133 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vjepa.config import resolve
+from vjepa.heads import HEADS, build_head
+from vjepa.heads.deterministic import DeterministicHead
+from vjepa.jepa import JEPA, ema_at, lr_at, param_groups
+from vjepa.masks import MultiBlockMaskSampler
+from vjepa.regularizers import covariance_penalty, effective_rank, variance_hinge
+
+from conftest import tiny
+
+
+@pytest.fixture
+def model_and_batch(params):
+    cfg = resolve(tiny(params), "deterministic")
+    torch.manual_seed(0)
+    model = JEPA(cfg)
+    x = torch.randn(4, 3, 16, 16)
+    masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
+    return cfg, model, x, masks
+
+
+def test_targets_are_layer_normed_teacher_tokens_at_target_positions(model_and_batch):
+    cfg, model, x, masks = model_and_batch
+    t = model.targets(x, masks.targets)
+    b, m, nt = masks.targets.shape
+    assert t.shape == (b, m * nt, cfg.model.embed_dim)
+    torch.testing.assert_close(t.mean(-1), torch.zeros(b, m * nt), atol=1e-5, rtol=0)
+    torch.testing.assert_close(t.var(-1, unbiased=False), torch.ones(b, m * nt), atol=1e-3, rtol=0)
+    full = F.layer_norm(model.teacher(x), (cfg.model.embed_dim,))
+    i = masks.targets[2, 1, 0]
+    torch.testing.assert_close(t[2, nt], full[2, i])
+    assert not t.requires_grad
+
+
+def test_loss_backpropagates_to_student_and_predictor_not_teacher(model_and_batch):
+    _, model, x, masks = model_and_batch
+    loss, diag, _ = model(x, masks)
+    loss.backward()
+    assert set(diag) == {"align", "var", "cov"}
+    assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
+    assert model.predictor.mask_token.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_ema_update_moves_teacher_toward_student(model_and_batch):
+    _, model, _, _ = model_and_batch
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in model.teacher.parameters()]
+    model.update_teacher(0.9)
+    for t0, t1, s in zip(before, model.teacher.parameters(), model.encoder.parameters()):
+        torch.testing.assert_close(t1, 0.9 * t0 + 0.1 * s)
+    model.update_teacher(1.0)  # momentum 1 freezes the teacher
+    for t1, t2 in zip([p.clone() for p in model.teacher.parameters()], model.teacher.parameters()):
+        assert torch.equal(t1, t2)
+
+
+def test_collapse_regulariser_is_added_when_weighted(params):
+    params = tiny(params)
+    params["train"].update(collapse_var_weight=1.0, collapse_cov_weight=0.04)
+    cfg = resolve(params, "deterministic")
+    torch.manual_seed(0)
+    model = JEPA(cfg)
+    masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
+    loss, diag, z = model(torch.randn(4, 3, 16, 16), masks)
+    assert {"collapse_var", "collapse_cov"} <= set(diag)
+    pooled = z.mean(1)
+    expected_extra = variance_hinge(pooled) + 0.04 * covariance_penalty(pooled)
+    wa = diag["align"] + 0.1 * diag["var"] + 0.01 * diag["cov"]
+    torch.testing.assert_close(loss.detach(), wa + expected_extra, atol=1e-5, rtol=1e-5)
+
+
+def test_no_weight_decay_on_biases_norms_and_tokens(model_and_batch):
+    _, model, _, _ = model_and_batch
+    decay, no_decay = param_groups(model, 0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    ids = {id(p) for p in no_decay["params"]}
+    assert id(model.predictor.mask_token) in ids
+    assert id(model.encoder.norm.weight) in ids and id(model.encoder.blocks[0].attn.qkv.bias) in ids
+    assert id(model.encoder.blocks[0].attn.qkv.weight) not in ids
+    teacher = {id(p) for p in model.teacher.parameters()}
+    assert not teacher & (ids | {id(p) for p in decay["params"]})
+
+
+def test_schedules_known_values():
+    assert lr_at(0, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-4)
+    assert lr_at(9, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-3)
+    assert lr_at(55, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert lr_at(100, 100, 10, 1e-3, 1e-5) == pytest.approx(1e-5)
+    assert ema_at(0, 101, 0.998, 1.0) == pytest.approx(0.998)
+    assert ema_at(50, 101, 0.998, 1.0) == pytest.approx(0.999)
+    assert ema_at(100, 101, 0.998, 1.0) == pytest.approx(1.0)
+
+
+def test_deterministic_head_loss_terms_known_answers():
+    head = DeterministicHead(4, 3, align_weight=1.0, var_weight=0.1, cov_weight=0.01)
+    cond = torch.randn(2, 5, 4)
+    target = head.point(cond).detach() + 0.5
+    loss, d = head.loss(cond, target)
+    assert d["align"].item() == pytest.approx(0.25, abs=1e-6)
+    flat = head.point(cond).reshape(-1, 3)
+    assert d["var"].item() == pytest.approx(variance_hinge(flat).item())
+    assert loss.item() == pytest.approx(0.25 + 0.1 * d["var"].item() + 0.01 * d["cov"].item(), rel=1e-5)
+    s = head.sample(cond, 3)
+    assert s.shape == (3, 2, 5, 3) and torch.equal(s[0], s[2])  # a point mass
+    with pytest.raises(NotImplementedError, match="no exact log-density"):
+        head.log_prob(cond, target)
+
+
+def test_regularizers_known_answers():
+    x = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+    # std of dim 0 = sqrt(4/3) > 1 -> 0; dim 1 has std 0 -> hinge ~1; mean over dims ~0.5
+    assert variance_hinge(x).item() == pytest.approx(0.5, abs=0.01)
+    y = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [2.0, 2.0], [-2.0, -2.0]])
+    c = (y.T @ y / 3)[0, 1]
+    assert covariance_penalty(y).item() == pytest.approx(2 * c.item() ** 2 / 2)
+    assert effective_rank(torch.randn(500, 1) @ torch.randn(1, 8)) == pytest.approx(1.0, abs=1e-3)
+    # One-hot rows of 6 classes: centring leaves 5 equal singular values.
+    assert effective_rank(torch.eye(6).repeat(20, 1)) == pytest.approx(5.0, rel=1e-4)
+
+
+def test_registry_builds_every_head():
+    for name in HEADS:
+        head = build_head(name, 8, 12, {})
+        assert head.point(torch.randn(2, 3, 8)).shape == (2, 3, 12)
+    with pytest.raises(KeyError, match="unknown head"):
+        build_head("nope", 8, 12, {})
