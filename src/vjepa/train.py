@@ -1,8 +1,9 @@
 """The teacher-student training loop.
 
-All randomness of the data path (batch order, crops, flips, masks) comes from one
-CPU generator whose state is checkpointed, so a resumed run replays the same batches
-on any device. Scalars are buffered on the device and written to TensorBoard every
+Every step's randomness is a function of (seed, step) alone: batch order, crops,
+flips and masks come from a CPU generator reseeded at each step (so they are the
+same on any device), and the global RNG (used by heads that draw noise) is reseeded
+too. A run resumed from any step boundary therefore replays exactly the same steps. Scalars are buffered on the device and written to TensorBoard every
 `log_every` steps, one host sync per flush rather than per step.
 """
 from __future__ import annotations
@@ -84,7 +85,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     fused = device.type == "cuda"
     opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr, betas=(0.9, 0.95),
                             fused=fused, foreach=None if fused else True)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator()
     step = 0
 
     resume_path, final_path = out_dir / "resume.pt", out_dir / "checkpoint.pt"
@@ -92,10 +93,6 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     if start_state is not None:
         model.load_state_dict(start_state["model"])
         opt.load_state_dict(start_state["optimizer"])
-        gen.set_state(start_state["rng"]["data"])
-        torch.set_rng_state(start_state["rng"]["torch"])
-        if device.type == "cuda" and "cuda" in start_state["rng"]:
-            torch.cuda.set_rng_state(start_state["rng"]["cuda"])
         step = int(start_state["step"])
     if step >= t.steps:
         return {"step": step, "resumed": True, "history": start_state.get("history", [])}
@@ -109,11 +106,8 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     mean, std, size = stats["mean"], stats["std"], cfg.data.image_size
 
     def state_dict() -> dict:
-        rng = {"data": gen.get_state(), "torch": torch.get_rng_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state()
         return {"head": cfg.head_name, "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "rng": rng, "stats": stats, "history": history}
+                "optimizer": opt.state_dict(), "stats": stats, "history": history}
 
     def evaluate_knn() -> float:
         tr = extract_features(model.encoder, images, mean, std, size, cfg.eval.batch_size)
@@ -133,6 +127,9 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             momentum = ema_at(step, t.steps, t.ema_start, t.ema_end)
             for group in opt.param_groups:
                 group["lr"] = lr
+            step_seed = (cfg.seed * 1_000_003 + step) * 2
+            gen.manual_seed(step_seed)
+            torch.manual_seed(step_seed + 1)
             idx = stream.indices(step)
             crops = crop_params(len(idx), cfg.augment.crop_scale, cfg.augment.crop_ratio, cfg.augment.hflip, gen)
             masks = sampler(len(idx), gen)
