@@ -72,3 +72,16 @@ def test_unreadable_or_missing_file(tmp_path):
     write_params(tmp_path / "list.yaml", [1, 2])
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_params(tmp_path / "list.yaml")
+
+
+def test_exponent_without_dot_is_a_float(tmp_path, params):
+    text = (ROOT / "params.yaml").read_text().replace("lr: 1.0e-3", "lr: 3e-3")
+    assert "lr: 3e-3" in text
+    (tmp_path / "p.yaml").write_text(text)
+    assert load_params(tmp_path / "p.yaml")["train"]["lr"] == 0.003
+
+
+def test_quoted_number_gets_a_hint(params):
+    params["train"]["lr"] = "3e-3"
+    with pytest.raises(ConfigError, match=r"write it with a dot, e.g. 3.0e-3"):
+        validate(params)

@@ -5,9 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
-from .config import load_params, resolve, set_dotted, validate
+from .config import load_params, parse_yaml, resolve, set_dotted, validate
 from .errors import VJepaError
 
 
@@ -18,7 +16,7 @@ def _params(args) -> dict:
             key, sep, value = item.partition("=")
             if not sep:
                 raise VJepaError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=100")
-            set_dotted(params, key, yaml.safe_load(value))
+            set_dotted(params, key, parse_yaml(value))
         validate(params, f"{args.params} with --set {' '.join(args.set)}")
     return params
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,20 @@ import yaml
 from .errors import ConfigError
 
 OVERRIDABLE = ("model", "mask", "augment", "train")
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """YAML 1.1 loader that also reads `1e-3` (no dot) as a float, as YAML 1.2 and DVC do."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=ParamsLoader)
 
 
 @dataclass(frozen=True)
@@ -125,7 +140,10 @@ def _describe(error) -> str:
     if v == "enum":
         return f"{key} = {value!r} is not allowed; choose one of: {', '.join(map(str, schema['enum']))}"
     if v == "type":
-        return f"{key} = {value!r} has the wrong type; expected {schema['type']}"
+        hint = ""
+        if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9.]+[eE][-+]?[0-9]+", value):
+            hint = f" (write it with a dot, e.g. {value.replace('e', '.0e', 1) if '.' not in value else value}, or unquoted)"
+        return f"{key} = {value!r} has the wrong type; expected {schema['type']}{hint}"
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         lo = schema.get("minimum", schema.get("exclusiveMinimum"))
         hi = schema.get("maximum", schema.get("exclusiveMaximum"))
@@ -201,7 +219,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     if not path.is_file():
         raise ConfigError(f"params file '{path}' not found; run from the project folder or pass --params PATH")
     try:
-        params = yaml.safe_load(path.read_text())
+        params = parse_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     validate(params, str(path))

@@ -12,7 +12,7 @@ from .augment import resize
 from .data import load_split, load_stats
 from .io import write_npz
 from .jepa import JEPA
-from .runtime import autocast, pick_device
+from .runtime import autocast, pick_device, progress_interval
 
 
 def images_to_tensor(images: np.ndarray, device) -> torch.Tensor:
@@ -31,7 +31,8 @@ def extract_features(encoder, images: torch.Tensor, mean, std, image_size: int, 
     encoder.eval()
     device = images.device
     out = []
-    for start in tqdm(range(0, images.shape[0], batch_size), desc=desc, disable=not progress, leave=False):
+    for start in tqdm(range(0, images.shape[0], batch_size), desc=desc, disable=not progress, leave=False,
+                      mininterval=progress_interval()):
         x = resize(images[start:start + batch_size], image_size, mean, std)
         with autocast(device):
             out.append(encoder(x).float().mean(dim=1).cpu())

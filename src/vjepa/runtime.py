@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import random
+import sys
 
 import numpy as np
 import torch
@@ -50,3 +51,8 @@ def versions() -> dict[str, str]:
 
     return {"vjepa": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "sklearn": sklearn.__version__, "python": platform.python_version()}
+
+
+def progress_interval() -> float:
+    """Seconds between progress-bar refreshes: live in a terminal, sparse in log files."""
+    return 0.1 if sys.stderr.isatty() else 30.0

@@ -26,7 +26,7 @@ from .jepa import JEPA, ema_at, lr_at, param_groups
 from .knn import knn_accuracy
 from .masks import MultiBlockMaskSampler
 from .regularizers import effective_rank
-from .runtime import autocast, configure, pick_device, seed_everything
+from .runtime import autocast, configure, pick_device, progress_interval, seed_everything
 
 
 class NonFiniteLoss(VJepaError):
@@ -118,7 +118,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
 
     pending: list[tuple[int, float, float, dict]] = []  # per-step scalars awaiting one host sync
     bar = tqdm(total=t.steps, initial=step, desc=f"train {cfg.head_name}", disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=progress_interval())
     t_last, n_last = time.perf_counter(), step
     model.train()
     try:
