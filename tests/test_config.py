@@ -36,7 +36,7 @@ def test_head_overrides_merge_into_shared_sections(params):
     ("mask.target_scale", [0.15], "mask.target_scale = \\[0.15\\] has the wrong length"),
     ("heads", ["deterministic", "deterministic"], "lists an entry twice"),
     ("model.patch_size", 5, "data.image_size = 32 is not divisible by model.patch_size = 5"),
-    ("model.num_heads", 3, "model.embed_dim = 128 is not divisible by model.num_heads = 3"),
+    ("model.num_heads", 3, "model.embed_dim = 64 is not divisible by model.num_heads = 3"),
     ("mask.num_targets", 8, "covers the whole grid"),
     ("mask.target_scale", [0.3, 0.2], r"mask.target_scale = \[0.3, 0.2\] must be \[low, high\]"),
     ("train.min_lr", 0.5, "train.min_lr = 0.5 is larger than train.lr"),
