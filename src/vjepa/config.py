@@ -198,6 +198,9 @@ def _check_ranges(cfg: Config, source: str) -> None:
                        ("augment.crop_ratio", cfg.augment.crop_ratio)):
         if pair[0] > pair[1]:
             bad(f"{name} = {list(pair)} must be [low, high] with low <= high")
+    if cfg.head_name == "rnade" and cfg.head["hidden_dim"] < m.embed_dim - 1:
+        bad(f"head.rnade.hidden_dim = {cfg.head['hidden_dim']} must be at least model.embed_dim - 1 = "
+            f"{m.embed_dim - 1} (every autoregressive degree needs a hidden unit)")
     grid = (d.image_size // m.patch_size) ** 2
     if cfg.mask.num_targets * cfg.mask.target_scale[0] >= 1.0:
         bad(f"mask.num_targets x mask.target_scale[0] = {cfg.mask.num_targets} x {cfg.mask.target_scale[0]} "

@@ -1,0 +1,64 @@
+"""How good a head's predicted distributions are on held-out targets.
+
+Validation images (resize only) get masks from a fixed generator; the trained
+student + predictor give `cond`, the teacher gives the targets, and the head is
+scored on them: exact NLL per dimension where the head has a density, cosine
+similarity of its point prediction to the target, and sampling time per token.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import resize
+from .jepa import JEPA
+from .masks import MultiBlockMaskSampler
+
+
+@torch.no_grad()
+def held_out_batches(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_images: int = 512,
+                     batch_size: int = 128, seed: int = 0):
+    """Yield (cond, target) for up to `max_images` validation images with reproducible masks."""
+    gen = torch.Generator().manual_seed(seed)
+    sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
+    device = next(model.parameters()).device
+    for start in range(0, min(max_images, len(images)), batch_size):
+        chunk = torch.from_numpy(images[start:start + batch_size]).permute(0, 3, 1, 2).to(device)
+        x = resize(chunk, cfg.data.image_size, stats["mean"], stats["std"])
+        masks = sampler(len(chunk), gen)
+        masks = type(masks)(*(m.to(device) for m in masks))
+        cond, _ = model.conditioning(x, masks)
+        yield cond, model.targets(x, masks.targets)
+
+
+@torch.no_grad()
+def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_images: int = 512) -> dict:
+    """Held-out distribution metrics of `model.head` (see module docstring)."""
+    model.eval()
+    head = model.head
+    nll, cos, n_tokens, sample_seconds = [], [], 0, 0.0
+    torch.manual_seed(cfg.seed)
+    for cond, target in held_out_batches(model, images, stats, cfg, max_images=max_images):
+        if head.exact_log_prob:
+            nll.append(-head.log_prob(cond, target).float().mean() / target.shape[-1])
+        cos.append(F.cosine_similarity(head.point(cond).float(), target.float(), dim=-1).mean())
+        t0 = time.perf_counter()
+        draw = head.sample(cond, 1)
+        if draw.is_cuda:
+            torch.cuda.synchronize()
+        sample_seconds += time.perf_counter() - t0
+        n_tokens += cond.shape[0] * cond.shape[1]
+    out = {
+        "point_cosine": float(torch.stack(cos).mean()),
+        "sample_ms_per_1k_tokens": 1000.0 * sample_seconds / n_tokens * 1000,
+        "held_out_tokens": n_tokens,
+    }
+    if head.exact_log_prob:
+        out["nll_per_dim"] = float(torch.stack(nll).mean())
+    else:
+        out["nll_per_dim"] = None
+        out["nll_note"] = f"n/a: {type(head).__name__} has no exact density"
+    return out
