@@ -62,7 +62,7 @@ def test_loss_is_mse_to_path_velocity_on_the_same_draws(noise_draws):
     loss, diag = head.loss(cond, target)
     torch.manual_seed(2)
     x1 = target.reshape(-1, 8).expand(noise_draws, -1, -1)
-    x0 = torch.randn_like(x1)
+    x0 = torch.randn(noise_draws, 21, 8)  # independent noise for every draw of every token
     expected = (x1 - x0).pow(2).mean()
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(diag["fm_mse"], expected)
@@ -83,19 +83,24 @@ def test_loss_with_a_constant_velocity_and_diagnostics():
     loss, diag = head.loss(cond, target)
     torch.manual_seed(4)
     x1 = target.reshape(-1, 4).expand(2, -1, -1)
-    u = x1 - torch.randn_like(x1)
+    u = x1 - torch.randn(2, 10, 4)
     torch.testing.assert_close(loss, (0.5 - u).pow(2).mean())
     torch.testing.assert_close(diag["v_norm"], torch.tensor(0.5))  # ‖v‖ = 0.5·√D
 
 
-def test_loss_takes_bf16_inputs_and_backpropagates():
+def test_bf16_inputs_and_autocast_keep_float32_outputs_and_gradients():
     torch.manual_seed(0)
-    head = FlowMatchingHead(6, 4, hidden_dim=16, num_blocks=2)
+    head = FlowMatchingHead(6, 4, hidden_dim=16, num_blocks=2, sample_steps=3)
     cond = torch.randn(2, 3, 6, requires_grad=True)
     loss, _ = head.loss(cond.bfloat16(), torch.randn(2, 3, 4).bfloat16())
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     assert head.net.out.weight.grad.abs().sum() > 0  # zero-init layers still receive gradient
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, diag = head.loss(cond.bfloat16(), torch.randn(2, 3, 4))
+        draws, point = head.sample(cond.bfloat16(), 2), head.point(cond.bfloat16())
+    assert loss.dtype == diag["v_norm"].dtype == draws.dtype == point.dtype == torch.float32
+    assert torch.isfinite(loss) and torch.isfinite(draws).all()
 
 
 def test_sample_gives_distinct_draws_and_point_is_deterministic():
@@ -129,8 +134,8 @@ def test_fit_recovers_two_conditional_gaussians(seed):
     cond = torch.tensor([[0.5, -1.0, 2.0], [-1.0, 0.3, 0.0]])
     chol = torch.linalg.cholesky(torch.stack([COV_A, COV_B]))
     mean = torch.stack([MEAN_A, MEAN_B])
-    steps, batch = 200, 128
-    opt = torch.optim.Adam(head.parameters(), lr=5e-3)
+    steps, batch = 300, 128
+    opt = torch.optim.Adam(head.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
     first = None
     for _ in range(steps):
@@ -149,3 +154,4 @@ def test_fit_recovers_two_conditional_gaussians(seed):
         torch.testing.assert_close(s.mean(0), m, atol=0.15, rtol=0)
         torch.testing.assert_close(torch.cov(s.T), c, atol=0.2, rtol=0)
         torch.testing.assert_close(point[k], m, atol=0.15, rtol=0)  # Gaussian: 0 ↦ mean
+    # worst over 48 seeds: mean 0.12, covariance entries 0.15, point 0.08

@@ -7,6 +7,7 @@ from .base import Head
 from .deterministic import DeterministicHead
 from .diffusion import DiffusionHead
 from .flow import FlowHead
+from .flow_matching import FlowMatchingHead
 from .mdn import MDNHead
 from .rnade import RNADEHead
 
@@ -15,6 +16,7 @@ HEADS: dict[str, type[Head]] = {
     "mdn": MDNHead,
     "rnade": RNADEHead,
     "flow": FlowHead,
+    "flow_matching": FlowMatchingHead,
     "diffusion": DiffusionHead,
 }
 
