@@ -41,7 +41,7 @@ def test_loss_backpropagates_to_student_and_predictor_not_teacher(model_and_batc
     _, model, x, masks = model_and_batch
     loss, diag, _ = model(x, masks)
     loss.backward()
-    assert set(diag) == {"align", "var", "cov"}
+    assert {"align", "var", "cov"} <= set(diag)
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
     assert model.predictor.mask_token.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.teacher.parameters())
