@@ -15,6 +15,6 @@ for head in $heads; do
     $V embed --params "$PARAMS" --head "$head"
     $V evaluate --params "$PARAMS" --head "$head"
     $V embed --params "$PARAMS" --head "$head" --random-init
-    $V evaluate --params "$PARAMS" --head "$head" --embeddings "results/$head/embeddings_init.npz" \
+    $V evaluate --params "$PARAMS" --head "$head" --knn-only --embeddings "results/$head/embeddings_init.npz" \
         --out "results/$head/metrics_init.json"
 done

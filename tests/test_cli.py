@@ -78,6 +78,10 @@ def test_end_to_end_prepare_stats_train_embed_evaluate(tmp_path, params):
     assert m["knn"]["k"] == 20 and m["knn"]["temperature"] == 0.07
     assert m["n_train"] == 1437 and m["n_val"] == 360 and m["step"] == 6 and m["seed"] == 0
     assert m["versions"]["torch"].startswith("2.13")
+    hm = m["head_metrics"]
+    assert -1.0 <= hm["point_cosine"] <= 1.0 and hm["sample_ms_per_token"] > 0
+    assert hm["nll_per_dim"] is None and "no exact density" in hm["nll_note"]
+    assert hm["held_out_tokens"] > 0
     # Rerunning train on a finished run does nothing and keeps the checkpoint.
     before = (out / "checkpoint.pt").stat().st_mtime_ns
     assert main(["train", "--head", "deterministic", *common]) == 0

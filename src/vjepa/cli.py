@@ -75,7 +75,8 @@ def cmd_evaluate(args) -> None:
     out_dir = Path(args.results_dir) / args.head
     emb = Path(args.embeddings) if args.embeddings else out_dir / "embeddings.npz"
     out = Path(args.out) if args.out else out_dir / "metrics.json"
-    m = evaluate(emb, out, cfg)
+    ckpt = None if args.knn_only else out_dir / "checkpoint.pt"
+    m = evaluate(emb, out, cfg, checkpoint_path=ckpt, data_dir=args.data_dir)
     print(f"{args.head}: kNN top-1 {m['knn_top1']:.4f}, top-5 {m['knn_top5']:.4f} -> {out}")
 
 
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("evaluate", cmd_evaluate, "weighted kNN top-1/top-5 into results/HEAD/metrics.json", head=True)
     sp.add_argument("--embeddings", help="features .npz (default: results/HEAD/embeddings.npz)")
     sp.add_argument("--out", help="output JSON (default: results/HEAD/metrics.json)")
+    sp.add_argument("--knn-only", action="store_true",
+                    help="skip the head's held-out distribution metrics (e.g. for random-init features)")
     return p
 
 

@@ -29,8 +29,10 @@ def load_embeddings(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config) -> dict:
-    """kNN on the embeddings file; writes metrics.json and returns it."""
+def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
+             checkpoint_path: str | Path | None = None, data_dir: str | Path | None = None) -> dict:
+    """kNN on the embeddings file, plus the head's held-out distribution metrics when a
+    checkpoint and the data folder are given; writes metrics.json and returns it."""
     e = load_embeddings(embeddings_path)
     acc = knn_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"],
                        k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
@@ -47,5 +49,22 @@ def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config) -> 
         "seed": cfg.seed,
         "versions": versions(),
     }
+    if checkpoint_path is not None:
+        metrics["head_metrics"] = _head_metrics(checkpoint_path, Path(data_dir), cfg)
     write_json(out_path, metrics)
     return metrics
+
+
+def _head_metrics(checkpoint_path, data_dir: Path, cfg: Config) -> dict:
+    from . import checkpoint
+    from .data import load_split, load_stats
+    from .head_metrics import head_metrics
+    from .jepa import JEPA
+    from .runtime import pick_device
+
+    state = checkpoint.load(checkpoint_path)
+    model = JEPA(checkpoint.config_from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    model.to(pick_device(cfg.train.device))
+    images, _ = load_split(data_dir / "processed" / "val.npz")
+    return head_metrics(model, images, load_stats(data_dir / "stats.json"), cfg)

@@ -158,7 +158,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                 rate = (step - n_last) * t.batch_size / max(now - t_last, 1e-9)
                 t_last, n_last = now, step
                 writer.add_scalar("train/images_per_s", rate, step)
-                bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{rate:.0f}")
+                bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
             if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
                 top1 = evaluate_knn()
                 history.append({"step": step, "knn_top1": top1})

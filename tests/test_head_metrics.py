@@ -1,0 +1,35 @@
+import numpy as np
+import torch
+
+from vjepa.config import resolve
+from vjepa.head_metrics import head_metrics, held_out_batches
+from vjepa.jepa import JEPA
+
+from conftest import tiny
+
+STATS = {"mean": [0.5] * 3, "std": [0.25] * 3}
+
+
+def test_exact_heads_report_the_mean_negative_log_likelihood_per_dimension(params):
+    params = tiny(params)
+    params["heads"] = ["mdn"]
+    cfg = resolve(params, "mdn")
+    torch.manual_seed(0)
+    model = JEPA(cfg).eval()
+    images = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    m = head_metrics(model, images, STATS, cfg, max_images=40)
+    with torch.no_grad():
+        (cond, target), = list(held_out_batches(model, images, STATS, cfg, max_images=40))
+        expected = -model.head.log_prob(cond, target).mean() / target.shape[-1]
+    assert abs(m["nll_per_dim"] - expected.item()) < 1e-5
+    assert m["held_out_tokens"] == cond.shape[0] * cond.shape[1]
+
+
+def test_held_out_masks_are_reproducible(params):
+    cfg = resolve(tiny(params), "deterministic")
+    torch.manual_seed(0)
+    model = JEPA(cfg).eval()
+    images = np.random.default_rng(1).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
+    a = head_metrics(model, images, STATS, cfg)
+    b = head_metrics(model, images, STATS, cfg)
+    assert a["point_cosine"] == b["point_cosine"]
