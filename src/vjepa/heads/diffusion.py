@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .adaln import ResBlock, modulate, timestep_embedding
 from .base import Head
 
 #: ε-predictor: (x_t of shape N×D, integer timesteps of shape N) → predicted ε (N×D).
@@ -61,33 +62,6 @@ def ddim_sample(eps_fn: EpsFn, x: torch.Tensor, alpha_bar: torch.Tensor, steps: 
     return x
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of integer timesteps: N → N×dim (cos half, sin half)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return F.pad(emb, (0, dim - 2 * half))
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
-
-
-class ResBlock(nn.Module):
-    """x + gate·MLP(adaLN(x)); shift, scale and gate come from the conditioning vector."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale, gate = self.ada(c).chunk(3, dim=-1)
-        return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
-
-
 class Denoiser(nn.Module):
     """ε̂(x_t, t, cond): residual MLP with adaptive layer norm on (time MLP + cond projection).
 
@@ -106,9 +80,8 @@ class Denoiser(nn.Module):
         self.blocks = nn.ModuleList(ResBlock(width) for _ in range(num_blocks))
         self.out_ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.out = nn.Linear(width, target_dim)
-        for ada in [b.ada for b in self.blocks] + [self.out_ada]:
-            nn.init.zeros_(ada[-1].weight)
-            nn.init.zeros_(ada[-1].bias)
+        nn.init.zeros_(self.out_ada[-1].weight)  # the blocks' modulation is zero-initialised by ResBlock
+        nn.init.zeros_(self.out_ada[-1].bias)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from .adaln import ResBlock, modulate, timestep_embedding
 from .base import Head
 
 Velocity = Callable[[torch.Tensor, float], torch.Tensor]
@@ -46,35 +47,6 @@ def integrate(velocity: Velocity, x: torch.Tensor, steps: int, solver: str = "he
     return x
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal embedding of t ∈ [0, 1] (scaled by 1000 so the frequencies span the range): t.shape×dim."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = 1000.0 * t.float()[..., None] * freqs
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return torch.cat([emb, torch.zeros_like(emb[..., :1])], dim=-1) if dim % 2 else emb
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
-
-
-class ResBlock(nn.Module):
-    """LayerNorm → adaLN(shift, scale) → MLP → gated residual; identity at initialisation."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
-        nn.init.zeros_(self.ada[1].weight)
-        nn.init.zeros_(self.ada[1].bias)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale, gate = self.ada(c).chunk(3, dim=-1)
-        return x + gate * self.mlp(modulate(self.norm(x), shift, scale))
-
-
 class VelocityNet(nn.Module):
     """v(x, t, c) with x …×D, t …, c …×H (the projected cond); the leading shapes broadcast.
 
@@ -96,7 +68,7 @@ class VelocityNet(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        c = c + self.time_mlp(timestep_embedding(t, self.freq_dim))
+        c = c + self.time_mlp(timestep_embedding(1000.0 * t, self.freq_dim))  # t ∈ [0, 1] → span the frequencies
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, c)
