@@ -39,7 +39,7 @@ def test_targets_are_layer_normed_teacher_tokens_at_target_positions(model_and_b
 
 def test_loss_backpropagates_to_student_and_predictor_not_teacher(model_and_batch):
     _, model, x, masks = model_and_batch
-    loss, diag, _ = model(x, masks)
+    loss, diag, _, cond = model(x, masks)
     loss.backward()
     assert {"align", "var", "cov"} <= set(diag)
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
@@ -68,7 +68,7 @@ def test_collapse_regulariser_is_added_when_weighted(params):
     torch.manual_seed(0)
     model = JEPA(cfg)
     masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
-    loss, diag, z = model(torch.randn(4, 3, 16, 16), masks)
+    loss, diag, z, _ = model(torch.randn(4, 3, 16, 16), masks)
     assert {"collapse_var", "collapse_cov"} <= set(diag)
     pooled = z.mean(1)
     expected_extra = variance_hinge(pooled) + 0.04 * covariance_penalty(pooled)

@@ -102,3 +102,19 @@ def test_short_training_beats_the_random_initialisation(tmp_path, params):
     trained = evaluate(out / "trained.npz", out / "trained.json", cfg)["knn_top1"]
     init = evaluate(out / "init.npz", out / "init.json", cfg)["knn_top1"]
     assert trained > init + 0.03, (trained, init)
+
+
+def test_mdn_training_logs_sigma_and_weight_histograms(tmp_path, params, digits_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    params = tiny(params)
+    params["heads"] = ["mdn"]
+    train(resolve(params, "mdn"), digits_dir, tmp_path, progress=False)
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"histograms": 0})
+    events.Reload()
+    assert {"head/sigma", "head/mixture_weights"} <= set(events.Tags()["histograms"])
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/nll", "train/mixture_entropy", "train/effective_components", "train/lr",
+            "train/ema_momentum", "train/grad_norm", "embed/effective_rank"} <= scalars
+    sigmas = events.Histograms("head/sigma")[-1].histogram_value
+    assert sigmas.min > 0

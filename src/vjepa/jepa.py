@@ -46,7 +46,8 @@ class JEPA(nn.Module):
         return self.predictor(z, masks.context, masks.targets), z
 
     def forward(self, images: torch.Tensor, masks: Masks):
-        """Training loss, diagnostics, and the student's context tokens (for collapse monitoring)."""
+        """Training loss, diagnostics, the student's context tokens (for collapse monitoring) and the
+        head's conditioning (for the head's histograms); the last two detached."""
         target = self.targets(images, masks.targets)
         cond, z = self.conditioning(images, masks)
         loss, diag = self.head.loss(cond, target)
@@ -57,7 +58,7 @@ class JEPA(nn.Module):
             var, cov = variance_hinge(pooled), covariance_penalty(pooled)
             loss = loss + wv * var + wc * cov
             diag = {**diag, "collapse_var": var.detach(), "collapse_cov": cov.detach()}
-        return loss, diag, z.detach()
+        return loss, diag, z.detach(), cond.detach()
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:

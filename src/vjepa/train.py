@@ -136,7 +136,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             masks = type(masks)(*(m.to(device, non_blocking=True) for m in masks))
             x = apply_crops(images[idx.to(device)], crops, size, mean, std)
             with autocast(device):
-                loss, diag, context = model(x, masks)
+                loss, diag, context, cond = model(x, masks)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
@@ -151,6 +151,9 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                 flat = context.reshape(-1, context.shape[-1]).float()
                 writer.add_scalar("embed/std", flat.std(0).mean().item(), step)
                 writer.add_scalar("embed/effective_rank", effective_rank(flat), step)
+                if hasattr(model.head, "histograms"):  # e.g. the MDN's sigma and mixture weights
+                    for name, hist in model.head.histograms(cond).items():
+                        writer.add_histogram(f"head/{name}", hist.float().cpu(), step)
                 if not math.isfinite(values["loss"]):
                     raise NonFiniteLoss(f"training loss became {values['loss']} at step {step} "
                                         f"(terms: {values}); lower train.lr or check the data")
