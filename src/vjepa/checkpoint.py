@@ -43,3 +43,16 @@ def config_from_dict(d: dict) -> Config:
                   model=ModelConfig(**d["model"]), mask=MaskConfig(**t(d["mask"])),
                   augment=AugmentConfig(**t(d["augment"])), train=TrainConfig(**d["train"]),
                   eval=EvalConfig(**d["eval"]), head=dict(d["head"]))
+
+
+def build_model(state: dict, *, random_init: bool = False):
+    """(Config, JEPA) from a loaded checkpoint: its trained weights, or with `random_init` the
+    seeded initial weights the run started from (training seeds with the same seed before building)."""
+    from .jepa import JEPA
+
+    cfg = config_from_dict(state["config"])
+    torch.manual_seed(cfg.seed)
+    model = JEPA(cfg)
+    if not random_init:
+        model.load_state_dict(state["model"])
+    return cfg, model

@@ -11,7 +11,6 @@ from . import checkpoint
 from .augment import resize
 from .data import load_split, load_stats
 from .io import write_npz
-from .jepa import JEPA
 from .runtime import autocast, pick_device, progress_interval
 
 
@@ -44,16 +43,10 @@ def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: s
           progress: bool = True) -> dict:
     """Write train/val features of a checkpoint's student encoder (or of its random init) to `out_path`."""
     state = checkpoint.load(ckpt_path)
-    cfg = checkpoint.config_from_dict(state["config"])
+    cfg, model = checkpoint.build_model(state, random_init=random_init)
     dev = pick_device(device)
     data_dir = Path(data_dir)
     stats = load_stats(data_dir / "stats.json")
-    if random_init:
-        torch.manual_seed(cfg.seed)
-        model = JEPA(cfg)
-    else:
-        model = JEPA(cfg)
-        model.load_state_dict(state["model"])
     encoder = model.encoder.to(dev)
     arrays = {}
     for split in ("train", "val"):

@@ -59,12 +59,9 @@ def _head_metrics(checkpoint_path, data_dir: Path, cfg: Config) -> dict:
     from . import checkpoint
     from .data import load_split, load_stats
     from .head_metrics import head_metrics
-    from .jepa import JEPA
     from .runtime import pick_device
 
-    state = checkpoint.load(checkpoint_path)
-    model = JEPA(checkpoint.config_from_dict(state["config"]))
-    model.load_state_dict(state["model"])
+    _, model = checkpoint.build_model(checkpoint.load(checkpoint_path))
     model.to(pick_device(cfg.train.device))
     images, _ = load_split(data_dir / "processed" / "val.npz")
     return head_metrics(model, images, load_stats(data_dir / "stats.json"), cfg)

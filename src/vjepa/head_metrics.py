@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import resize
+from .embed import images_to_tensor
 from .jepa import JEPA
 from .masks import MultiBlockMaskSampler
 
@@ -26,10 +27,9 @@ def held_out_batches(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_i
     sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
     device = next(model.parameters()).device
     for start in range(0, min(max_images, len(images)), batch_size):
-        chunk = torch.from_numpy(images[start:start + batch_size]).permute(0, 3, 1, 2).to(device)
+        chunk = images_to_tensor(images[start:start + batch_size], device)
         x = resize(chunk, cfg.data.image_size, stats["mean"], stats["std"])
-        masks = sampler(len(chunk), gen)
-        masks = type(masks)(*(m.to(device) for m in masks))
+        masks = sampler(len(chunk), gen).to(device)
         cond, _ = model.conditioning(x, masks)
         yield cond, model.targets(x, masks.targets)
 

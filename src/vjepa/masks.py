@@ -19,6 +19,9 @@ class Masks(NamedTuple):
     context: torch.Tensor  # (B, Nc) sorted patch indices seen by the student
     targets: torch.Tensor  # (B, M, Nt) patch indices of M target blocks, raster order in each block
 
+    def to(self, device, non_blocking: bool = False) -> "Masks":
+        return Masks(*(m.to(device, non_blocking=non_blocking) for m in self))
+
 
 class MultiBlockMaskSampler:
     def __init__(self, grid: int, *, num_targets: int = 4, target_scale=(0.15, 0.2), target_aspect=(0.75, 1.5),

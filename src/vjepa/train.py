@@ -3,8 +3,9 @@
 Every step's randomness is a function of (seed, step) alone: batch order, crops,
 flips and masks come from a CPU generator reseeded at each step (so they are the
 same on any device), and the global RNG (used by heads that draw noise) is reseeded
-too. A run resumed from any step boundary therefore replays exactly the same steps. Scalars are buffered on the device and written to TensorBoard every
-`log_every` steps, one host sync per flush rather than per step.
+too. A run resumed from any step boundary therefore replays exactly the same steps.
+Scalars are buffered on the device and written to TensorBoard every `log_every`
+steps, one host sync per flush rather than per step.
 """
 from __future__ import annotations
 
@@ -132,8 +133,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             torch.manual_seed(step_seed + 1)
             idx = stream.indices(step)
             crops = crop_params(len(idx), cfg.augment.crop_scale, cfg.augment.crop_ratio, cfg.augment.hflip, gen)
-            masks = sampler(len(idx), gen)
-            masks = type(masks)(*(m.to(device, non_blocking=True) for m in masks))
+            masks = sampler(len(idx), gen).to(device, non_blocking=True)
             x = apply_crops(images[idx.to(device)], crops, size, mean, std)
             with autocast(device):
                 loss, diag, context, cond = model(x, masks)
