@@ -21,6 +21,10 @@ def _params(args) -> dict:
     return params
 
 
+def _head_dir(args) -> Path:
+    return Path(args.results_dir) / "heads" / args.head
+
+
 def cmd_check_params(args) -> None:
     params = _params(args)
     print(f"{args.params}: valid (heads: {', '.join(params['heads'])})")
@@ -50,7 +54,7 @@ def cmd_train(args) -> None:
     from .train import train
 
     cfg = resolve(_params(args), args.head)
-    out = Path(args.results_dir) / args.head
+    out = _head_dir(args)
     result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet)
     last = result["history"][-1]["knn_top1"] if result["history"] else None
     print(f"trained {args.head} to step {result['step']} -> {out / 'checkpoint.pt'}"
@@ -61,7 +65,7 @@ def cmd_embed(args) -> None:
     from .embed import embed
 
     _params(args)  # refuse bad params before any work, as every stage does
-    out_dir = Path(args.results_dir) / args.head
+    out_dir = _head_dir(args)
     out = Path(args.out) if args.out else out_dir / ("embeddings_init.npz" if args.random_init else "embeddings.npz")
     info = embed(out_dir / "checkpoint.pt", args.data_dir, out, random_init=args.random_init,
                  progress=not args.quiet)
@@ -72,12 +76,31 @@ def cmd_evaluate(args) -> None:
     from .evaluate import evaluate
 
     cfg = resolve(_params(args), args.head)
-    out_dir = Path(args.results_dir) / args.head
+    out_dir = _head_dir(args)
     emb = Path(args.embeddings) if args.embeddings else out_dir / "embeddings.npz"
     out = Path(args.out) if args.out else out_dir / "metrics.json"
     ckpt = None if args.knn_only else out_dir / "checkpoint.pt"
     m = evaluate(emb, out, cfg, checkpoint_path=ckpt, data_dir=args.data_dir)
     print(f"{args.head}: kNN top-1 {m['knn_top1']:.4f}, top-5 {m['knn_top5']:.4f} -> {out}")
+
+
+def cmd_reference(args) -> None:
+    from .reference import reference
+
+    cfg = resolve(_params(args), None)
+    out = Path(args.out) if args.out else Path(args.results_dir) / "reference" / "metrics.json"
+    r = reference(cfg, args.data_dir, out)
+    print(f"reference kNN top-1: raw pixels {r['raw_pixels']['top1']:.4f}, "
+          f"untrained encoder {r['random_init']['top1']:.4f} -> {out}")
+
+
+def cmd_summarize(args) -> None:
+    from .summarize import summarize
+
+    params = _params(args)
+    out = Path(args.out) if args.out else Path(args.results_dir) / "metrics.json"
+    summarize(params["heads"], Path(args.results_dir), out, args.table, data_source=params["data"]["source"])
+    print(f"summary of {len(params['heads'])} heads -> {out}, {args.table}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,8 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override one setting, e.g. --set train.steps=100 (repeatable)")
     common.add_argument("--data-dir", default="data", help="prepared data folder (default: data)")
-    common.add_argument("--results-dir", default="results", help="per-head results folder (default: results)")
+    common.add_argument("--results-dir", default="results",
+                        help="results folder: heads/HEAD/, reference/, metrics.json (default: results)")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for PyTorch (default: PyTorch's choice, usually all cores)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, func, help_, head=False):
@@ -103,20 +129,33 @@ def build_parser() -> argparse.ArgumentParser:
     add("stats", cmd_stats, "per-channel mean/std of the training images into data/stats.json")
     sp = add("train", cmd_train, "train one head; resumes an interrupted run of the same params", head=True)
     sp.add_argument("--fresh", action="store_true", help="ignore existing checkpoints and start from step 0")
-    sp = add("embed", cmd_embed, "frozen-encoder features of train and val into results/HEAD/embeddings.npz",
+    sp = add("embed", cmd_embed, "frozen-encoder features of train and val into results/heads/HEAD/embeddings.npz",
              head=True)
     sp.add_argument("--random-init", action="store_true", help="embed with the untrained (step 0) encoder")
-    sp.add_argument("--out", help="output .npz (default: results/HEAD/embeddings.npz)")
-    sp = add("evaluate", cmd_evaluate, "weighted kNN top-1/top-5 into results/HEAD/metrics.json", head=True)
-    sp.add_argument("--embeddings", help="features .npz (default: results/HEAD/embeddings.npz)")
-    sp.add_argument("--out", help="output JSON (default: results/HEAD/metrics.json)")
+    sp.add_argument("--out", help="output .npz (default: results/heads/HEAD/embeddings.npz)")
+    sp = add("evaluate", cmd_evaluate, "weighted kNN top-1/top-5 into results/heads/HEAD/metrics.json", head=True)
+    sp.add_argument("--embeddings", help="features .npz (default: results/heads/HEAD/embeddings.npz)")
+    sp.add_argument("--out", help="output JSON (default: results/heads/HEAD/metrics.json)")
     sp.add_argument("--knn-only", action="store_true",
                     help="skip the head's held-out distribution metrics (e.g. for random-init features)")
+    sp = add("reference", cmd_reference,
+             "kNN floors (raw pixels, untrained encoder) into results/reference/metrics.json")
+    sp.add_argument("--out", help="output JSON (default: results/reference/metrics.json)")
+    sp = add("summarize", cmd_summarize, "Table I: every head's metrics into results/metrics.json and LaTeX")
+    sp.add_argument("--out", help="output JSON (default: results/metrics.json)")
+    sp.add_argument("--table", default="report/generated/table1.tex", help="LaTeX table (default: %(default)s)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"vjepa: error: --threads {args.threads}: give a positive number of threads", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         args.func(args)
     except VJepaError as e:

@@ -233,11 +233,12 @@ def _tuples(d: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
-def resolve(params: dict, head: str) -> Config:
-    """The configuration of one head: shared sections with the head's overrides merged in."""
-    if head not in params.get("head", {}):
+def resolve(params: dict, head: str | None) -> Config:
+    """The configuration of one head: shared sections with the head's overrides merged in.
+    `head=None` gives the shared sections alone (head_name "shared", no head settings)."""
+    if head is not None and head not in params.get("head", {}):
         raise ConfigError(f"no section head.{head} in params; known heads: {', '.join(params.get('head', {}))}")
-    head_section = copy.deepcopy(params["head"][head])
+    head_section = copy.deepcopy(params["head"][head]) if head is not None else {}
     sections = {}
     for name in OVERRIDABLE:
         merged = dict(params[name])
@@ -245,7 +246,7 @@ def resolve(params: dict, head: str) -> Config:
         sections[name] = merged
     return Config(
         seed=params["seed"],
-        head_name=head,
+        head_name=head if head is not None else "shared",
         data=DataConfig(**params["data"]),
         model=ModelConfig(**sections["model"]),
         mask=MaskConfig(**_tuples(sections["mask"])),

@@ -9,6 +9,7 @@ steps, one host sync per flush rather than per step.
 """
 from __future__ import annotations
 
+import csv
 import math
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from .config import Config
 from .data import load_split, load_stats
 from .embed import extract_features, images_to_tensor
 from .errors import ConfigError, VJepaError
+from .io import atomic_path
 from .jepa import JEPA, ema_at, lr_at, param_groups
 from .knn import knn_accuracy
 from .masks import MultiBlockMaskSampler
@@ -96,6 +98,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
         opt.load_state_dict(start_state["optimizer"])
         step = int(start_state["step"])
     if step >= t.steps:
+        write_curves(out_dir, start_state.get("curve", []), start_state.get("history", []))
         return {"step": step, "resumed": True, "history": start_state.get("history", [])}
 
     images = images_to_tensor(images_np, device)
@@ -103,12 +106,13 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
     stream = BatchStream(len(images), t.batch_size, cfg.seed)
     writer = _tensorboard(out_dir / "tb", fresh=start_state is None)
-    history = list(start_state.get("history", [])) if start_state else []
+    history = list(start_state.get("history", [])) if start_state else []  # val kNN rows
+    curve = list(start_state.get("curve", [])) if start_state else []  # logged training scalars
     mean, std, size = stats["mean"], stats["std"], cfg.data.image_size
 
     def state_dict() -> dict:
         return {"head": cfg.head_name, "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "stats": stats, "history": history}
+                "optimizer": opt.state_dict(), "stats": stats, "history": history, "curve": curve}
 
     def evaluate_knn() -> float:
         tr = extract_features(model.encoder, images, mean, std, size, cfg.eval.batch_size)
@@ -148,6 +152,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             if step % t.log_every == 0 or step == t.steps:
                 values = _flush(writer, pending)
                 pending.clear()
+                curve.append({"step": step, "lr": lr, **values})
                 flat = context.reshape(-1, context.shape[-1]).float()
                 writer.add_scalar("embed/std", flat.std(0).mean().item(), step)
                 writer.add_scalar("embed/effective_rank", effective_rank(flat), step)
@@ -179,8 +184,20 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
         writer.close()
 
     checkpoint.save(final_path, state_dict())
+    write_curves(out_dir, curve, history)
     resume_path.unlink(missing_ok=True)
     return {"step": step, "resumed": start_state is not None, "history": history}
+
+
+def write_curves(out_dir: Path, curve: list[dict], history: list[dict]) -> None:
+    """train_curve.csv (every logged step's scalars) and knn_curve.csv (val kNN), for `dvc plots`."""
+    for name, rows, first in (("train_curve.csv", curve, ["step", "lr", "loss"]),
+                              ("knn_curve.csv", history, ["step", "knn_top1"])):
+        columns = first + sorted({k for r in rows for k in r} - set(first))
+        with atomic_path(out_dir / name) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            w.writerows(rows)
 
 
 def _flush(writer, pending) -> dict[str, float]:

@@ -1,0 +1,25 @@
+# vjepa: the whole study as one DAG, driven by params.yaml (mirrored stage by stage in dvc.yaml).
+#
+#   snakemake --cores 8 report                                   # default profile (digits, CPU)
+#   snakemake --cores 8 report --configfile profiles/paper.yaml  # another profile
+#   snakemake --profile profiles/slurm report                    # on a SLURM cluster
+#
+# Every rule calls one `vjepa` command; see docs/architecture.md for the data flow.
+
+configfile: "params.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/metrics.json",
+
+
+onsuccess:
+    record_in_dvc()

@@ -1,0 +1,118 @@
+# Shared by every rule: the params file, its validation, the per-stage params and code deps.
+#
+# params.yaml is both Snakemake's configfile and DVC's params file. `--configfile
+# profiles/X.yaml` switches profile: a profile is a complete params file, and the
+# commands read that same file (--params), so both see identical settings.
+
+import os
+import sys
+from pathlib import Path
+
+from vjepa.config import ConfigError, load_params
+
+# Rules run `python -m vjepa` from this checkout's src/, with the Python running Snakemake (the
+# project's venv) unless --use-conda gives each rule envs/vjepa.yaml.
+CONDA_ENV = "../envs/vjepa.yaml"
+_use_conda = "conda" in {str(m).lower() for m in workflow.deployment_settings.deployment_method}
+_SRC = Path(workflow.basedir) / "src"
+_VENV_BIN = "" if _use_conda else f"export PATH={Path(sys.executable).parent}:$PATH; "
+shell.prefix(f"{_VENV_BIN}export PYTHONPATH={_SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
+
+from snakemake.exceptions import WorkflowError
+
+
+def _params_file():
+    if workflow.config_settings.config:
+        raise WorkflowError("vjepa: --config is not supported; edit params.yaml (or a copy of it) and pass "
+                            "that file with --configfile, so that every setting lives in one file")
+    given = workflow.config_settings.configfiles
+    if not given:
+        return "params.yaml"
+    path = Path(given[-1])
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+PARAMS_FILE = _params_file()
+try:
+    # JSON schema (rules/schema.yaml) + the cross-key checks; the commands read the same file.
+    _params = load_params(PARAMS_FILE)
+except ConfigError as e:
+    raise WorkflowError(f"vjepa: {e}") from None
+config.clear()
+config.update(_params)  # profiles are complete files: nothing of params.yaml leaks into them
+
+HEADS = list(config["heads"])
+PARAMS_OPT = "" if PARAMS_FILE == "params.yaml" else f" --params {PARAMS_FILE}"
+PROCESSED = ["data/processed/train.npz", "data/processed/val.npz"]
+
+wildcard_constraints:
+    head="|".join(HEADS),
+
+
+# What each stage reads: the same dotted keys as its `params:` in dvc.yaml (tests/test_pipeline.py
+# keeps the two in step), so changing one head's section reruns that head's chain alone.
+STAGE_PARAMS = {
+    "prepare": ["data.source", "data.path", "data.image_size", "data.num_classes", "data.val_fraction",
+                "data.split_seed"],
+    "stats": ["seed", "data.stats_subsample"],
+    "train": ["seed", "data.image_size", "data.num_classes", "model", "mask", "augment", "train", "eval",
+              "head.{head}"],
+    "embed": ["eval.batch_size"],
+    "evaluate": ["seed", "data.num_classes", "mask", "eval", "head.{head}"],
+    "reference": ["seed", "data.image_size", "data.num_classes", "model", "train.device", "eval"],
+    "summarize": ["heads", "data.source"],
+}
+
+# The package modules each stage runs (neither tool follows Python imports).
+_CORE = ["src/vjepa/cli.py", "src/vjepa/config.py", "src/vjepa/schema.yaml"]
+_HEAD = ["src/vjepa/heads/base.py", "src/vjepa/heads/adaln.py", "src/vjepa/heads/{head}.py"]
+STAGE_CODE = {
+    "prepare": ["src/vjepa/data.py"],
+    "stats": ["src/vjepa/data.py"],
+    "train": ["src/vjepa/train.py", "src/vjepa/jepa.py", "src/vjepa/vit.py", "src/vjepa/masks.py",
+              "src/vjepa/augment.py", "src/vjepa/regularizers.py"] + _HEAD,
+    "embed": ["src/vjepa/embed.py", "src/vjepa/checkpoint.py", "src/vjepa/vit.py"],
+    "evaluate": ["src/vjepa/evaluate.py", "src/vjepa/knn.py", "src/vjepa/head_metrics.py"] + _HEAD,
+    "reference": ["src/vjepa/reference.py", "src/vjepa/knn.py", "src/vjepa/vit.py", "src/vjepa/embed.py"],
+    "summarize": ["src/vjepa/summarize.py"],
+}
+
+
+def _lookup(dotted):
+    node = config
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def stage_params(stage):
+    """Snakemake `params:` for a stage: {dotted key: value}, compared by Snakemake between runs."""
+    def values(wildcards):
+        keys = [k.format(head=wildcards.get("head", "")) for k in STAGE_PARAMS[stage]]
+        return {k: _lookup(k) for k in keys}
+    return values
+
+
+def stage_code(stage):
+    return lambda wildcards: [p.format(head=wildcards.get("head", "")) for p in _CORE + STAGE_CODE[stage]]
+
+
+def train_threads():
+    """Split the cores between the heads' trainings, which run side by side."""
+    return max(1, workflow.cores // max(1, len(HEADS)))
+
+
+def record_in_dvc():
+    """After a successful run on params.yaml, record the outputs in dvc.lock so that `dvc status`
+    agrees with Snakemake (DVC-cached outputs are copied into .dvc/cache)."""
+    import shutil
+    import subprocess
+
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    if PARAMS_FILE != "params.yaml" or not Path(".dvc").is_dir() or dvc is None:
+        return
+    done = subprocess.run([dvc, "commit", "--force", "--quiet"], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"vjepa: outputs not recorded in dvc.lock ({done.stderr.strip()}); "
+              "run `dvc commit --force` once every stage's outputs exist", file=sys.stderr)

@@ -1,0 +1,47 @@
+"""The floors every head is compared with: kNN on raw pixels and on the untrained encoder.
+
+Both use the shared model settings (no head overrides) and the same kNN as `evaluate`,
+so Table I can say how much each head's training added.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .augment import resize
+from .config import Config
+from .data import load_split, load_stats
+from .embed import extract_features, images_to_tensor
+from .io import write_json
+from .knn import knn_accuracy
+from .runtime import pick_device, versions
+from .vit import VisionTransformer
+
+
+def reference(cfg: Config, data_dir: str | Path, out_path: str | Path) -> dict:
+    """Write {raw_pixels, random_init}: kNN top-1/top-5 of each, to `out_path` and return it."""
+    data_dir = Path(data_dir)
+    device = pick_device(cfg.train.device)
+    stats = load_stats(data_dir / "stats.json")
+    splits = {s: load_split(data_dir / "processed" / f"{s}.npz") for s in ("train", "val")}
+    images = {s: images_to_tensor(x, device) for s, (x, _) in splits.items()}
+
+    def knn(features: dict[str, torch.Tensor]) -> dict[str, float]:
+        return knn_accuracy(features["train"], splits["train"][1], features["val"], splits["val"][1],
+                            k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
+                            num_classes=cfg.data.num_classes)
+
+    pixels = {s: resize(x, cfg.data.image_size, stats["mean"], stats["std"]).flatten(1).float().cpu()
+              for s, x in images.items()}
+    m = cfg.model
+    torch.manual_seed(cfg.seed)  # built first in JEPA, so these are every head's initial encoder weights
+    encoder = VisionTransformer(cfg.data.image_size, m.patch_size, m.embed_dim, m.depth, m.num_heads,
+                                m.mlp_ratio).to(device)
+    init = {s: extract_features(encoder, x, stats["mean"], stats["std"], cfg.data.image_size,
+                                cfg.eval.batch_size) for s, x in images.items()}
+    result = {"raw_pixels": knn(pixels), "random_init": knn(init),
+              "n_train": len(splits["train"][1]), "n_val": len(splits["val"][1]),
+              "seed": cfg.seed, "versions": versions()}
+    write_json(out_path, result)
+    return result
