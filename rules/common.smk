@@ -45,6 +45,7 @@ config.update(_params)  # profiles are complete files: nothing of params.yaml le
 HEADS = list(config["heads"])
 PARAMS_OPT = "" if PARAMS_FILE == "params.yaml" else f" --params {PARAMS_FILE}"
 PROCESSED = ["data/processed/train.npz", "data/processed/val.npz"]
+OUTPUT_ROOTS = ["data", "results", "report/generated"]
 
 wildcard_constraints:
     head="|".join(HEADS),
@@ -100,19 +101,30 @@ def stage_code(stage):
 
 def train_threads():
     """Split the cores between the heads' trainings, which run side by side."""
-    return max(1, workflow.cores // max(1, len(HEADS)))
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores: summaries and reports of the DAG
+        return 1
+    return max(1, int(cores) // max(1, len(HEADS)))
 
 
 def record_in_dvc():
     """After a successful run on params.yaml, record the outputs in dvc.lock so that `dvc status`
-    agrees with Snakemake (DVC-cached outputs are copied into .dvc/cache)."""
+    agrees with Snakemake. `dvc commit` re-creates cached outputs from its cache (new files, new
+    times), so every output's modification time is put back afterwards: Snakemake then still sees
+    them as newer than their inputs."""
     import shutil
     import subprocess
 
     dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
     if PARAMS_FILE != "params.yaml" or not Path(".dvc").is_dir() or dvc is None:
         return
+    times = {p: p.stat().st_mtime_ns for root in OUTPUT_ROOTS if Path(root).exists()
+             for p in [Path(root), *Path(root).rglob("*")]}
     done = subprocess.run([dvc, "commit", "--force", "--quiet"], capture_output=True, text=True)
+    for path, mtime in times.items():
+        if path.exists() and path.stat().st_mtime_ns != mtime:
+            os.utime(path, ns=(path.stat().st_atime_ns, mtime))
     if done.returncode != 0:
         print(f"vjepa: outputs not recorded in dvc.lock ({done.stderr.strip()}); "
               "run `dvc commit --force` once every stage's outputs exist", file=sys.stderr)

@@ -1,0 +1,161 @@
+"""The Snakefile and dvc.yaml describe one pipeline, and the two tools stay in sync.
+
+The DAG test compares stage by stage (names, commands, deps, outs, params); the end-to-end
+test runs the smoke profile through both tools in a scratch git repository.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPIED = ["Snakefile", "rules", "dvc.yaml", "src", "profiles", "envs", ".dvc/config", ".dvcignore", ".gitignore"]
+
+pytestmark = pytest.mark.skipif(not (BIN / "snakemake").exists() or not (BIN / "dvc").exists(),
+                                reason="snakemake and dvc are installed by scripts/setup.sh")
+
+
+def run(args, cwd, check=True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def project_copy(dest: Path, profile: str | None = "profiles/smoke.yaml") -> Path:
+    """The pipeline's files in a fresh git repository, with `profile` as its params.yaml."""
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    shutil.copy2(ROOT / (profile or "params.yaml"), dest / "params.yaml")
+    run(["git", "init", "-q"], dest)
+    commit(dest, "pipeline")
+    return dest
+
+
+def commit(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], repo)
+
+
+def dags(root: Path) -> tuple[list[dict], list[dict]]:
+    dump = lambda tool: json.loads(run([sys.executable, str(ROOT / "tests/pipeline_dags.py"), tool, root], root).stdout)
+    return dump("snakemake"), dump("dvc")
+
+
+def job_name(job: dict) -> str:
+    return f"{job['rule']}@{job['wildcards']['head']}" if "head" in job["wildcards"] else job["rule"]
+
+
+def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
+    jobs, stages = dags(project_copy(tmp_path))
+    jobs = {job_name(j): j for j in jobs if j["rule"] != "all"}
+    stages = {s["name"]: s for s in stages}
+    assert set(jobs) == set(stages)
+    assert {"train@rnade", "embed@flow_matching", "evaluate@diffusion", "summarize"} <= set(stages)
+    for name, stage in stages.items():
+        job = jobs[name]
+        # Snakemake adds only its per-job thread count and the log redirection to the DVC command.
+        assert re.fullmatch(re.escape(stage["cmd"]) + r"( --threads \d+)? > \S+ 2>&1", job["shell"]), name
+        # A directory dep in DVC (results/heads for the summary) stands for the files under it.
+        dirs = [d for d in stage["deps"] if not Path(d).suffix]
+        inputs = {next((d for d in dirs if i.startswith(d + "/")), i) for i in job["input"]}
+        assert inputs == set(stage["deps"]), name
+        assert set(job["output"]) == set(stage["outs"]), name
+        assert set(job["params"]["values"]) == set(stage["params"]), name
+    uncached = {o for s in stages.values() for o in s["uncached"]}
+    assert {"results/metrics.json", "results/reference/metrics.json", "results/heads/mdn/metrics.json"} <= uncached
+    assert not any(o.endswith(("checkpoint.pt", ".npz")) for o in uncached)
+
+
+def test_dag_test_notices_drift(tmp_path):
+    """The comparison above fails when one tool's stage changes alone."""
+    root = project_copy(tmp_path)
+    dvc_yaml = root / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("      - data.stats_subsample\n", "", 1))
+    jobs, stages = dags(root)
+    stats_job = next(j for j in jobs if j["rule"] == "stats")
+    stats_stage = next(s for s in stages if s["name"] == "stats")
+    assert set(stats_job["params"]["values"]) != set(stats_stage["params"])
+
+
+def test_lint_is_clean_and_dvc_reads_the_pipeline(tmp_path):
+    root = project_copy(tmp_path, None)
+    lint = run(["snakemake", "--lint"], root)
+    assert "good condition" in lint.stdout + lint.stderr
+    dot = run(["dvc", "dag", "--dot"], root).stdout  # (`dvc repro --dry` runs in the end-to-end test)
+    assert '"train@deterministic" -> "embed@deterministic"' in dot
+
+
+def test_bad_params_stop_snakemake_before_any_job(tmp_path):
+    root = project_copy(tmp_path)
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("  batch_size: 32", "  batch_size: -3"))
+    done = run(["snakemake", "-n"], root, check=False)
+    assert done.returncode != 0
+    assert "train.batch_size" in done.stdout + done.stderr
+    done = run(["snakemake", "-n", "--config", "seed=1"], project_copy(tmp_path / "b"), check=False)
+    assert done.returncode != 0 and "--config is not supported" in done.stdout + done.stderr
+
+
+def planned_snakemake(root: Path) -> set[str]:
+    jobs, rule = set(), None
+    for line in run(["snakemake", "-n", "all"], root).stdout.splitlines():
+        if m := re.match(r"rule (\w+):", line.strip()):
+            rule = m.group(1)
+            if rule != "all":
+                jobs.add(rule)
+        elif (m := re.match(r"wildcards: head=(\w+)", line.strip())) and rule:
+            jobs.discard(rule)
+            jobs.add(f"{rule}@{m.group(1)}")
+    return jobs
+
+
+def planned_dvc(root: Path) -> set[str]:
+    return set(re.findall(r"Running stage '([\w@]+)'", run(["dvc", "repro", "--dry"], root).stdout))
+
+
+def test_smoke_profile_through_both_tools(tmp_path):
+    root = project_copy(tmp_path)
+    run(["dvc", "repro", "-q"], root)  # a fresh clone: DVC alone builds everything
+    assert json.loads((root / "results/metrics.json").read_text())["heads"].keys() == {
+        "deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"}
+    assert planned_snakemake(root) == set()
+    run(["snakemake", "--cores", "1", "--touch", "--forceall", "all"], root)  # Snakemake records DVC's run (params)
+    commit(root, "results")
+
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("  flow:\n    num_layers: 2", "  flow:\n    num_layers: 3"))
+    chain = {"train@flow", "embed@flow", "evaluate@flow", "summarize"}
+    assert planned_snakemake(root) == chain
+    # DVC plans the changed stages; their dependants follow when their inputs actually change.
+    assert "train@flow" in planned_dvc(root) <= chain
+
+    run(["snakemake", "--cores", "2", "all"], root)  # onsuccess records the outputs in dvc.lock
+    assert "up to date" in run(["dvc", "status"], root).stdout
+    assert planned_snakemake(root) == set()
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root).stdout)
+    assert "results/heads/flow/metrics.json" in diff
+    assert "results/heads/mdn/metrics.json" not in diff
+
+    params.write_text(params.read_text().replace("  flow:\n    num_layers: 3", "  flow:\n    num_layers: 2"))
+    out = run(["dvc", "repro"], root).stdout  # these outputs are in DVC's run cache: restored, not rerun
+    ran = re.findall(r"Running stage '([\w@]+)'|Stage '([\w@]+)' is cached", out)
+    assert {a or b for a, b in ran} == chain, out
+    run(["snakemake", "--cores", "1", "--touch", "--forceall", "all"], root)  # tells Snakemake about DVC's run
+    assert planned_snakemake(root) == set()
+    assert "up to date" in run(["dvc", "status"], root).stdout
