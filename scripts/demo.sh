@@ -1,20 +1,7 @@
 #!/usr/bin/env bash
-# The demo: prepare the data, compute stats, then train, embed and evaluate every head in
-# params.yaml; also evaluates each head's untrained encoder as a reference.
+# The main job: the whole default pipeline (params.yaml) with Snakemake, on all cores.
+# Extra arguments go to Snakemake, e.g. `bash scripts/demo.sh --configfile profiles/smoke.yaml`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-V=.venv/bin/vjepa
-PARAMS=${PARAMS:-params.yaml}
-
-$V check-params --params "$PARAMS"
-$V prepare --params "$PARAMS"
-$V stats --params "$PARAMS"
-heads=$(.venv/bin/python -c "import sys, yaml; print(' '.join(yaml.safe_load(open(sys.argv[1]))['heads']))" "$PARAMS")
-for head in $heads; do
-    $V train --params "$PARAMS" --head "$head"
-    $V embed --params "$PARAMS" --head "$head"
-    $V evaluate --params "$PARAMS" --head "$head"
-    $V embed --params "$PARAMS" --head "$head" --random-init
-    $V evaluate --params "$PARAMS" --head "$head" --knn-only --embeddings "results/$head/embeddings_init.npz" \
-        --out "results/$head/metrics_init.json"
-done
+export PATH="$PWD/.venv/bin:$PATH"
+snakemake --cores "${CORES:-$(nproc)}" "$@" all

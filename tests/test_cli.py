@@ -54,10 +54,10 @@ def test_batch_larger_than_dataset_is_refused_before_training(tmp_path, params):
     assert run_cli("stats", cwd=tmp_path).returncode == 0
     r = run_cli("train", "--head", "deterministic", cwd=tmp_path)
     assert r.returncode == 2 and "train.batch_size = 5000 is larger than the" in r.stderr
-    assert not (tmp_path / "results" / "deterministic" / "checkpoint.pt").exists()
+    assert not (tmp_path / "results" / "heads" / "deterministic" / "checkpoint.pt").exists()
 
 
-def test_end_to_end_prepare_stats_train_embed_evaluate(tmp_path, params):
+def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, params):
     """The whole chain on digits with a tiny model, in-process (fast) through the CLI entry point."""
     p = write_params(tmp_path / "params.yaml", tiny(params))
     common = ["--params", str(p), "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results"),
@@ -65,8 +65,11 @@ def test_end_to_end_prepare_stats_train_embed_evaluate(tmp_path, params):
     assert main(["prepare", *common]) == 0
     assert main(["stats", *common]) == 0
     assert main(["train", "--head", "deterministic", *common]) == 0
-    out = tmp_path / "results" / "deterministic"
+    out = tmp_path / "results" / "heads" / "deterministic"
     assert (out / "checkpoint.pt").is_file() and not (out / "resume.pt").exists()
+    curve = (out / "train_curve.csv").read_text().splitlines()
+    assert curve[0].startswith("step,lr,loss,") and [r.split(",")[0] for r in curve[1:]] == ["2", "4", "6"]
+    assert (out / "knn_curve.csv").read_text().splitlines()[0] == "step,knn_top1"
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert main(["embed", "--head", "deterministic", *common]) == 0
     assert main(["evaluate", "--head", "deterministic", *common]) == 0
@@ -82,6 +85,17 @@ def test_end_to_end_prepare_stats_train_embed_evaluate(tmp_path, params):
     assert -1.0 <= hm["point_cosine"] <= 1.0 and hm["sample_ms_per_token"] > 0
     assert hm["nll_per_dim"] is None and "no exact density" in hm["nll_note"]
     assert hm["held_out_tokens"] > 0
+    assert main(["reference", *common]) == 0
+    ref = json.loads((tmp_path / "results" / "reference" / "metrics.json").read_text())
+    assert ref["raw_pixels"]["top1"] > 0.9  # digits are easy in pixel space
+    assert 0.1 < ref["random_init"]["top1"] <= ref["random_init"]["top5"] <= 1.0
+    table = tmp_path / "table1.tex"
+    assert main(["summarize", *common, "--table", str(table)]) == 0
+    summary = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    assert summary["heads"]["deterministic"]["knn_top1"] == m["knn_top1"]
+    assert summary["reference"]["raw_pixels"] == ref["raw_pixels"]
+    tex = table.read_text()
+    assert f"Deterministic (I-JEPA) & {100 * m['knn_top1']:.2f} &" in tex and r"\bottomrule" in tex
     # Rerunning train on a finished run does nothing and keeps the checkpoint.
     before = (out / "checkpoint.pt").stat().st_mtime_ns
     assert main(["train", "--head", "deterministic", *common]) == 0
