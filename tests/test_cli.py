@@ -69,7 +69,7 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert (out / "checkpoint.pt").is_file() and not (out / "resume.pt").exists()
     curve = (out / "train_curve.csv").read_text().splitlines()
     assert curve[0].startswith("step,lr,loss,") and [r.split(",")[0] for r in curve[1:]] == ["2", "4", "6"]
-    assert (out / "knn_curve.csv").read_text().splitlines()[0] == "step,knn_top1"
+    assert (out / "knn_curve.csv").read_text().splitlines()[0] == "step,knn_top1,sample_cosine,sample_mse,val_loss"
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert main(["embed", "--head", "deterministic", *common]) == 0
     assert main(["evaluate", "--head", "deterministic", *common]) == 0

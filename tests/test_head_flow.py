@@ -162,8 +162,9 @@ def test_loss_and_diagnostics():
     loss, diag = head.loss(cond, x)
     assert set(diag) == {"nll", "nll_per_dim", "logdet", "scale_abs_max"}
     assert all(v.dim() == 0 and not v.requires_grad for v in diag.values())
-    torch.testing.assert_close(loss, -head.log_prob(cond, x).mean())
-    torch.testing.assert_close(diag["nll_per_dim"], loss.detach() / 8)
+    torch.testing.assert_close(loss, -head.log_prob(cond, x).mean() / x.shape[-1])
+    torch.testing.assert_close(diag["nll_per_dim"], loss.detach())
+    torch.testing.assert_close(diag["nll"], 8 * loss.detach())
     torch.testing.assert_close(diag["logdet"], head.transform(x, cond)[1].mean())
     assert 0 < diag["scale_abs_max"] <= 2.0
 

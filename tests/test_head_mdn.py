@@ -72,7 +72,7 @@ def test_log_prob_of_a_single_standard_component_is_the_standard_normal_density(
     torch.testing.assert_close(head.log_prob(cond, target), expected, rtol=0, atol=1e-5)
 
 
-def test_loss_is_mean_nll_plus_weighted_log_variance_penalty():
+def test_loss_is_mean_nll_per_dimension_plus_weighted_log_variance_penalty():
     torch.manual_seed(2)
     head = random_head(sigma_reg=0.01)
     cond, target = torch.randn(3, 4, 6), torch.randn(3, 4, 3)
@@ -80,7 +80,7 @@ def test_loss_is_mean_nll_plus_weighted_log_variance_penalty():
     nll = -head.log_prob(cond, target).mean()
     _, _, log_sigma = head.mixture(cond)
     penalty = (2 * log_sigma).square().mean()
-    torch.testing.assert_close(loss, nll + 0.01 * penalty)
+    torch.testing.assert_close(loss, nll / 3 + 0.01 * penalty)
     torch.testing.assert_close(diag["nll"], nll.detach())
     torch.testing.assert_close(diag["nll_per_dim"], nll.detach() / 3)
     torch.testing.assert_close(diag["log_sigma_reg"], penalty.detach())
@@ -90,7 +90,7 @@ def test_loss_is_mean_nll_plus_weighted_log_variance_penalty():
 
     unregularised = random_head(sigma_reg=0.0)
     loss, diag = unregularised.loss(cond, target)
-    torch.testing.assert_close(loss, -unregularised.log_prob(cond, target).mean())
+    torch.testing.assert_close(loss, -unregularised.log_prob(cond, target).mean() / 3)
     assert "log_sigma_reg" not in diag
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from vjepa.config import resolve
-from vjepa.head_metrics import head_metrics, held_out_batches
+from vjepa.head_metrics import head_metrics, held_out_batches, sample_quality
 from vjepa.jepa import JEPA
 
 from conftest import tiny
@@ -33,3 +33,20 @@ def test_held_out_masks_are_reproducible(params):
     a = head_metrics(model, images, STATS, cfg)
     b = head_metrics(model, images, STATS, cfg)
     assert a["point_cosine"] == b["point_cosine"]
+
+
+def test_sample_quality_is_mse_and_cosine_of_one_draw():
+    target = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])  # B=1, T=2, D=2
+    draw = torch.tensor([[[[1.0, 0.0], [0.0, -2.0]]]])  # one draw: exact, then opposite
+    q = sample_quality(draw, target)
+    assert q["sample_mse"] == (0 + 0 + 0 + 16) / 4
+    assert q["sample_cosine"] == 0.0  # mean of +1 and -1
+
+
+def test_deterministic_head_samples_are_its_point_predictions(params):
+    cfg = resolve(tiny(params), "deterministic")
+    torch.manual_seed(0)
+    model = JEPA(cfg).eval()
+    images = np.random.default_rng(2).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
+    m = head_metrics(model, images, STATS, cfg)
+    assert abs(m["sample_cosine"] - m["point_cosine"]) < 1e-5

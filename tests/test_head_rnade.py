@@ -66,8 +66,8 @@ def test_log_prob_matches_torch_mixture_per_dimension(d):
     y = (x - head.actnorm.shift) * torch.exp(-head.actnorm.log_scale)
     expected = ref.log_prob(y).sum(-1) - head.actnorm.log_scale.sum()
     torch.testing.assert_close(head.log_prob(cond, x), expected, rtol=1e-5, atol=1e-5)
-    # The loss is the mean NLL per token.
-    torch.testing.assert_close(head.loss(cond, x)[0], -expected.mean(), rtol=1e-5, atol=1e-5)
+    # The loss is the mean NLL per token and dimension.
+    torch.testing.assert_close(head.loss(cond, x)[0], -expected.mean() / d, rtol=1e-5, atol=1e-5)
     if d == 1:  # greedy conditional mean = exact mixture mean for the first dimension
         exact = ref.mean[..., 0] * head.actnorm.log_scale.exp() + head.actnorm.shift
         torch.testing.assert_close(head.point(cond)[..., 0], exact, rtol=1e-5, atol=1e-5)
@@ -80,7 +80,8 @@ def test_diagnostics_are_detached_scalars_with_known_values():
     loss, diag = head.loss(cond, x)
     assert set(diag) == {"nll", "nll_per_dim", "effective_components", "sigma_mean"}
     assert all(v.dim() == 0 and not v.requires_grad for v in diag.values())
-    torch.testing.assert_close(diag["nll_per_dim"], loss.detach() / 3)
+    torch.testing.assert_close(diag["nll_per_dim"], loss.detach())  # the loss is per dimension
+    torch.testing.assert_close(diag["nll"], 3 * loss.detach())
     logits, _, log_sigma = head.mixture(cond, x)
     pi = logits.softmax(-1)
     torch.testing.assert_close(diag["effective_components"], (-(pi * pi.log()).sum(-1)).exp().mean())

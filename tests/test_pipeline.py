@@ -159,3 +159,26 @@ def test_smoke_profile_through_both_tools(tmp_path):
     run(["snakemake", "--cores", "1", "--touch", "--forceall", "all"], root)  # tells Snakemake about DVC's run
     assert planned_snakemake(root) == set()
     assert "up to date" in run(["dvc", "status"], root).stdout
+
+
+def test_every_profile_is_a_complete_valid_params_file():
+    from vjepa.config import load_params, resolve
+
+    for path in sorted((ROOT / "profiles").glob("*.yaml")):
+        params = load_params(path)  # schema + cross-key checks
+        for head in params["heads"]:
+            resolve(params, head)
+    paper = load_params(ROOT / "profiles/paper.yaml")
+    assert paper["data"]["image_size"] == 64 and paper["model"]["embed_dim"] == 384
+    assert resolve(paper, "mdn").train.batch_size == 360 and resolve(paper, "rnade").model.embed_dim == 600
+
+
+def test_snakemake_profiles_name_existing_rules():
+    import yaml
+
+    rules = set(re.findall(r"^rule (\w+):", "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk")),
+                           flags=re.M))
+    for path in (ROOT / "profiles").glob("*/config.yaml"):
+        profile = yaml.safe_load(path.read_text())
+        for section in ("set-resources", "set-threads"):
+            assert set(profile.get(section, {})) <= rules, (path, section)

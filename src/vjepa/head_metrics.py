@@ -3,7 +3,8 @@
 Validation images (resize only) get masks from a fixed generator; the trained
 student + predictor give `cond`, the teacher gives the targets, and the head is
 scored on them: exact NLL per dimension where the head has a density, cosine
-similarity of its point prediction to the target, and sampling time per token.
+similarity of its point prediction to the target, MSE and cosine of one sample per
+token (first batch), and sampling time per token.
 """
 from __future__ import annotations
 
@@ -35,6 +36,14 @@ def held_out_batches(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_i
 
 
 @torch.no_grad()
+def sample_quality(draw: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Token MSE and cosine similarity of one draw per token (1×B×T×D) to the teacher targets."""
+    draw, target = draw[0].float(), target.float()
+    return {"sample_mse": float(F.mse_loss(draw, target)),
+            "sample_cosine": float(F.cosine_similarity(draw, target, dim=-1).mean())}
+
+
+@torch.no_grad()
 def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_images: int = 512) -> dict:
     """Held-out distribution metrics of `model.head` (see module docstring). Sampling is timed on
     the first batch only: some heads sample sequentially and are slow on a CPU."""
@@ -53,8 +62,10 @@ def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_image
             if draw.is_cuda:
                 torch.cuda.synchronize()
             sample_ms = 1000.0 * (time.perf_counter() - t0) / (cond.shape[0] * cond.shape[1])
+            quality = sample_quality(draw, target)
     out = {
         "point_cosine": float(torch.stack(cos).mean()),
+        **quality,
         "sample_ms_per_token": sample_ms,
         "held_out_tokens": n_tokens,
     }

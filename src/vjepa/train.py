@@ -25,11 +25,15 @@ from .data import load_split, load_stats
 from .embed import extract_features, images_to_tensor
 from .errors import ConfigError, VJepaError
 from .io import atomic_path
+from .head_metrics import held_out_batches, sample_quality
 from .jepa import JEPA, ema_at, lr_at, param_groups
 from .knn import knn_accuracy
 from .masks import MultiBlockMaskSampler
 from .regularizers import effective_rank
 from .runtime import autocast, configure, pick_device, progress_interval, seed_everything
+
+
+HELD_OUT_IMAGES = 64  # validation images whose targets score the head at each evaluation
 
 
 class NonFiniteLoss(VJepaError):
@@ -121,6 +125,17 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                            temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
         return acc["top1"]
 
+    def evaluate_held_out() -> dict[str, float]:
+        """The head's loss and one draw per target token on a few validation images (fixed masks)."""
+        model.eval()
+        cond, target = next(held_out_batches(model, val_np[:HELD_OUT_IMAGES], stats, cfg,
+                                              batch_size=HELD_OUT_IMAGES))
+        with torch.no_grad(), autocast(device):
+            val_loss = model.head.loss(cond, target)[0].float().item()
+            draw = model.head.sample(cond, 1)
+        model.train()
+        return {"val_loss": val_loss, **sample_quality(draw, target)}
+
     pending: list[tuple[int, float, float, dict]] = []  # per-step scalars awaiting one host sync
     bar = tqdm(total=t.steps, initial=step, desc=f"train {cfg.head_name}", disable=not progress,
                dynamic_ncols=True, mininterval=progress_interval())
@@ -169,8 +184,11 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                 bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
             if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
                 top1 = evaluate_knn()
-                history.append({"step": step, "knn_top1": top1})
+                held_out = evaluate_held_out()
+                history.append({"step": step, "knn_top1": top1, **held_out})
                 writer.add_scalar("val/knn_top1", top1, step)
+                for name, value in held_out.items():
+                    writer.add_scalar(f"val/{name.removeprefix('val_')}", value, step)
                 bar.write(f"step {step}: val kNN top-1 {top1:.4f}")
             if step % t.ckpt_every == 0 and step < t.steps:
                 checkpoint.save(resume_path, state_dict())

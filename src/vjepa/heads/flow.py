@@ -171,7 +171,8 @@ class FlowHead(Head):
     def loss(self, cond, target):
         logp, logdet, scale_max = self._log_prob(cond, target)
         nll = -logp.mean()
-        return nll, {"nll": nll.detach(), "nll_per_dim": nll.detach() / self.target_dim,
+        # The loss is per dimension, on the scale of the other heads' losses.
+        return nll / self.target_dim, {"nll": nll.detach(), "nll_per_dim": nll.detach() / self.target_dim,
                      "logdet": logdet.detach().mean(), "scale_abs_max": scale_max}
 
     def sample(self, cond: torch.Tensor, n: int) -> torch.Tensor:

@@ -114,7 +114,7 @@ class MDNHead(Head):
             "effective_components": entropy.exp().mean().detach(),
             "sigma_mean": log_sigma.exp().mean().detach(),
         }
-        total = nll
+        total = nll / self.target_dim  # per dimension, on the scale of the other heads' losses
         if self.sigma_reg > 0:
             reg = (2 * log_sigma).square().mean()
             total = total + self.sigma_reg * reg

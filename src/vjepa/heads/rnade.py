@@ -198,7 +198,7 @@ class RNADEHead(Head):
                 # σ in the target's coordinates (ActNorm's scale folded back in).
                 "sigma_mean": (log_sigma + self.actnorm.log_scale[:, None]).exp().mean(),
             }
-        return nll, diag
+        return nll / self.target_dim, diag  # per dimension, on the scale of the other heads' losses
 
     # -- sequential decoding -------------------------------------------------------------
     def _decode(self, c: torch.Tensor, pick) -> torch.Tensor:
