@@ -1,6 +1,6 @@
 # vjepa: the whole study as one DAG, driven by params.yaml (mirrored stage by stage in dvc.yaml).
 #
-#   snakemake --cores 8 report                                   # default profile (digits, CPU)
+#   snakemake --cores 8 report                                   # default profile (digits, CPU) -> report/vjepa.pdf
 #   snakemake --cores 8 report --configfile profiles/paper.yaml  # another profile
 #   snakemake --profile profiles/slurm report                    # on a SLURM cluster
 #
@@ -13,12 +13,13 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/metrics.json",
+        "report/vjepa.pdf",
 
 
 onsuccess:

@@ -62,7 +62,9 @@ STAGE_PARAMS = {
     "embed": ["eval.batch_size"],
     "evaluate": ["seed", "data.num_classes", "mask", "eval", "head.{head}"],
     "reference": ["seed", "data.image_size", "data.num_classes", "model", "train.device", "eval"],
-    "summarize": ["heads", "data.source"],
+    "summarize": ["heads", "data.source", "head", "train.batch_size"],
+    "samples": ["seed", "figures.num_samples", "figures.batch_images"],
+    "report": ["seed", "heads", "data", "model", "mask", "augment", "train", "eval", "head"],
 }
 
 # The package modules each stage runs (neither tool follows Python imports).
@@ -77,6 +79,8 @@ STAGE_CODE = {
     "evaluate": ["src/vjepa/evaluate.py", "src/vjepa/knn.py", "src/vjepa/head_metrics.py"] + _HEAD,
     "reference": ["src/vjepa/reference.py", "src/vjepa/knn.py", "src/vjepa/vit.py", "src/vjepa/embed.py"],
     "summarize": ["src/vjepa/summarize.py"],
+    "samples": ["src/vjepa/samples.py", "src/vjepa/head_metrics.py", "src/vjepa/checkpoint.py"] + _HEAD,
+    "report": ["src/vjepa/report.py", "src/vjepa/figures/__init__.py"],
 }
 
 
@@ -128,3 +132,27 @@ def record_in_dvc():
     if done.returncode != 0:
         print(f"vjepa: outputs not recorded in dvc.lock ({done.stderr.strip()}); "
               "run `dvc commit --force` once every stage's outputs exist", file=sys.stderr)
+
+
+# The report's figures (src/vjepa/figures/): the MDN ones exist only when `mdn` is a head.
+from vjepa.figures import FIGURES, figure_names
+
+FIGURE_NAMES = figure_names(HEADS)
+_FIG_CODE = ["src/vjepa/figures/__init__.py", "src/vjepa/figures/common.py"]
+FIGURE_SPECS = {  # name -> (inputs, params it reads, extra modules)
+    "losses": (expand("results/heads/{head}/tb", head=HEADS), ["heads", "figures.dpi"], []),
+    "knn": (expand("results/heads/{head}/knn_curve.csv", head=HEADS), ["heads", "figures.dpi"], []),
+    "masks": (["data/processed/val.npz"], ["seed", "data.image_size", "model.patch_size", "mask",
+                                           "figures.mask_images", "figures.dpi"], []),
+    "heads_grid": (expand("results/heads/{head}/samples.npz", head=HEADS),
+                   ["heads", "figures.hexbin_gridsize", "figures.dpi"],
+                   ["src/vjepa/figures/mdn_3d.py", "src/vjepa/figures/mdn_hexbin.py"]),
+    "mdn_pca": (["results/heads/mdn/samples.npz"], ["figures.dpi"], []),
+    "mdn_hexbin": (["results/heads/mdn/samples.npz"], ["figures.hexbin_gridsize", "figures.dpi"], []),
+    "mdn_3d": (["results/heads/mdn/samples.npz"], ["figures.dpi"], []),
+    "mdn_diagnostics": (["results/heads/mdn/samples.npz"], ["figures.dpi"], []),
+}
+assert set(FIGURE_SPECS) == set(FIGURES), "every figure module needs a FIGURE_SPECS entry"
+STAGE_PARAMS.update({f"figure_{n}": spec[1] for n, spec in FIGURE_SPECS.items()})
+STAGE_CODE.update({f"figure_{n}": _FIG_CODE + [f"src/vjepa/figures/{n}.py"] + spec[2]
+                   for n, spec in FIGURE_SPECS.items()})

@@ -71,6 +71,7 @@ rule summarize:
     output:
         summary="results/metrics.json",
         table="report/generated/table1.tex",
+        numbers="report/generated/numbers.tex",
     params:
         opt=PARAMS_OPT,
         values=stage_params("summarize"),

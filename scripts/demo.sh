@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-snakemake --cores "${CORES:-$(nproc)}" "$@" all
+snakemake --cores "${CORES:-$(nproc)}" report "$@"

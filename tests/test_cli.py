@@ -90,12 +90,14 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert ref["raw_pixels"]["top1"] > 0.9  # digits are easy in pixel space
     assert 0.1 < ref["random_init"]["top1"] <= ref["random_init"]["top5"] <= 1.0
     table = tmp_path / "table1.tex"
-    assert main(["summarize", *common, "--table", str(table)]) == 0
+    numbers = tmp_path / "numbers.tex"
+    assert main(["summarize", *common, "--table", str(table), "--numbers", str(numbers)]) == 0
     summary = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert summary["heads"]["deterministic"]["knn_top1"] == m["knn_top1"]
     assert summary["reference"]["raw_pixels"] == ref["raw_pixels"]
     tex = table.read_text()
-    assert f"Deterministic (I-JEPA) & {100 * m['knn_top1']:.2f} &" in tex and r"\bottomrule" in tex
+    assert f"Deterministic (I-JEPA) & 16 & 6 & {100 * m['knn_top1']:.2f} &" in tex and r"\bottomrule" in tex
+    assert f"\\newcommand{{\\DeterministicTopOne}}{{{100 * m['knn_top1']:.2f}}}" in numbers.read_text()
     # Rerunning train on a finished run does nothing and keeps the checkpoint.
     before = (out / "checkpoint.pt").stat().st_mtime_ns
     assert main(["train", "--head", "deterministic", *common]) == 0

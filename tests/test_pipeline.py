@@ -17,7 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COPIED = ["Snakefile", "rules", "dvc.yaml", "src", "profiles", "envs", ".dvc/config", ".dvcignore", ".gitignore"]
+COPIED = ["Snakefile", "rules", "dvc.yaml", "src", "profiles", "envs", ".dvc/config", ".dvcignore", ".gitignore",
+          "report/vjepa.tex", "report/.gitignore"]
 
 pytestmark = pytest.mark.skipif(not (BIN / "snakemake").exists() or not (BIN / "dvc").exists(),
                                 reason="snakemake and dvc are installed by scripts/setup.sh")
@@ -129,18 +130,36 @@ def planned_dvc(root: Path) -> set[str]:
     return set(re.findall(r"Running stage '([\w@]+)'", run(["dvc", "repro", "--dry"], root).stdout))
 
 
+@pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+                    reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)")
 def test_smoke_profile_through_both_tools(tmp_path):
     root = project_copy(tmp_path)
-    run(["dvc", "repro", "-q"], root)  # a fresh clone: DVC alone builds everything
-    assert json.loads((root / "results/metrics.json").read_text())["heads"].keys() == {
-        "deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"}
+    run(["dvc", "repro", "-q"], root)  # a fresh clone: DVC alone builds everything, the PDF included
+    summary = json.loads((root / "results/metrics.json").read_text())
+    assert summary["heads"].keys() == {"deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"}
+    text = run(["pdftotext", "-layout", "report/vjepa.pdf", "-"], root).stdout
+    for head, row in summary["heads"].items():  # Table I in the PDF shows the summary's numbers
+        name = {"deterministic": "Deterministic", "mdn": "Mixture density", "rnade": "Autoregressive",
+                "flow": "RealNVP", "flow_matching": "Flow matching", "diffusion": "Diffusion"}[head]
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(name) and "&" not in ln)
+        assert f"{100 * row['knn_top1']:.2f}" in line and f"{100 * row['knn_top5']:.2f}" in line, line
+    raw = 100 * summary["reference"]["raw_pixels"]["top1"]
+    assert f"kNN on raw pixels gives {raw:.2f} %" in " ".join(text.split())
     assert planned_snakemake(root) == set()
     run(["snakemake", "--cores", "1", "--touch", "--forceall", "all"], root)  # Snakemake records DVC's run (params)
     commit(root, "results")
 
     params = root / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("  hexbin_gridsize: 40", "  hexbin_gridsize: 30"))
+    plotting = {"figure_mdn_hexbin", "figure_heads_grid", "report"}  # a plotting setting: no training
+    assert planned_snakemake(root) == plotting
+    assert planned_dvc(root) <= plotting
+    params.write_text(original)
+
     params.write_text(params.read_text().replace("  flow:\n    num_layers: 2", "  flow:\n    num_layers: 3"))
-    chain = {"train@flow", "embed@flow", "evaluate@flow", "summarize"}
+    chain = {"train@flow", "embed@flow", "evaluate@flow", "samples@flow", "summarize", "figure_losses",
+             "figure_knn", "figure_heads_grid", "report"}
     assert planned_snakemake(root) == chain
     # DVC plans the changed stages; their dependants follow when their inputs actually change.
     assert "train@flow" in planned_dvc(root) <= chain

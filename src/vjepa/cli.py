@@ -99,8 +99,42 @@ def cmd_summarize(args) -> None:
 
     params = _params(args)
     out = Path(args.out) if args.out else Path(args.results_dir) / "metrics.json"
-    summarize(params["heads"], Path(args.results_dir), out, args.table, data_source=params["data"]["source"])
-    print(f"summary of {len(params['heads'])} heads -> {out}, {args.table}")
+    summarize(params, Path(args.results_dir), out, args.table, args.numbers)
+    print(f"summary of {len(params['heads'])} heads -> {out}, {args.table}, {args.numbers}")
+
+
+def cmd_samples(args) -> None:
+    from .samples import draw_samples
+
+    params = _params(args)
+    out = _head_dir(args) / "samples.npz"
+    info = draw_samples(_head_dir(args) / "checkpoint.pt", args.data_dir, out,
+                        num_samples=params["figures"]["num_samples"], batch_images=params["figures"]["batch_images"],
+                        seed=params["seed"])
+    print(f"{args.head}: {info['token_draws']} draws of one token, {info['tokens']} batch tokens -> {out}")
+
+
+def cmd_figure(args) -> None:
+    from .figures import FIGURES, FigureContext, figure_names, render
+
+    params = _params(args)
+    if args.name not in FIGURES:
+        raise VJepaError(f"unknown figure '{args.name}'; choose one of {', '.join(FIGURES)}")
+    if args.name not in figure_names(params["heads"]):
+        raise VJepaError(f"figure '{args.name}' needs the mdn head in `heads`")
+    paths = render(args.name, FigureContext(params, Path(args.data_dir), Path(args.results_dir)), args.out_dir)
+    print(f"figure {args.name} -> {', '.join(map(str, paths))}")
+
+
+def cmd_report(args) -> None:
+    from .report import build_pdf, write_context
+
+    params = _params(args)
+    tex = Path(args.tex)
+    if not tex.is_file():
+        raise VJepaError(f"report source '{tex}' not found; run from the project folder")
+    write_context(params, args.params, args.data_dir, args.results_dir, args.logs_dir, tex.parent / "generated")
+    print(f"report -> {build_pdf(tex)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("summarize", cmd_summarize, "Table I: every head's metrics into results/metrics.json and LaTeX")
     sp.add_argument("--out", help="output JSON (default: results/metrics.json)")
     sp.add_argument("--table", default="report/generated/table1.tex", help="LaTeX table (default: %(default)s)")
+    sp.add_argument("--numbers", default="report/generated/numbers.tex",
+                    help="LaTeX macros of the numbers the report quotes (default: %(default)s)")
+    add("samples", cmd_samples, "draws and targets for the distribution figures into results/heads/HEAD/samples.npz",
+        head=True)
+    sp = add("figure", cmd_figure, "plot one figure into report/figures/NAME.pdf and .png")
+    sp.add_argument("name", help="figure name, e.g. losses, knn, masks, heads_grid, mdn_pca")
+    sp.add_argument("--out-dir", default="report/figures", help="output folder (default: %(default)s)")
+    sp = add("report", cmd_report, "generated LaTeX (setup, figures, provenance) and the PDF via latexmk")
+    sp.add_argument("--tex", default="report/vjepa.tex", help="LaTeX source (default: %(default)s)")
+    sp.add_argument("--logs-dir", default="logs", help="Snakemake logs with benchmark files (default: %(default)s)")
     return p
 
 

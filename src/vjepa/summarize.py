@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .config import resolve
 from .errors import DataError
 from .io import atomic_path, write_json
 
@@ -26,25 +27,56 @@ def _read(path: Path, fix: str) -> dict:
         raise DataError(f"'{path}' is not valid JSON ({e.msg}); {fix}") from None
 
 
-def summarize(heads: list[str], results_dir: str | Path, out_json: str | Path, out_tex: str | Path,
-              *, data_source: str) -> dict:
-    """Collect every head's metrics and the reference floors into one summary and one LaTeX table."""
+def summarize(params: dict, results_dir: str | Path, out_json: str | Path, out_tex: str | Path,
+              out_numbers: str | Path) -> dict:
+    """Collect every head's metrics and the reference floors into one summary, the LaTeX
+    Table I and LaTeX macros for the numbers the report's text quotes."""
     results_dir = Path(results_dir)
     rows = {}
-    for head in heads:
+    for head in params["heads"]:
         m = _read(results_dir / "heads" / head / "metrics.json", f"run `vjepa evaluate --head {head}` first")
         hm = m.get("head_metrics") or {}
         rows[head] = {"knn_top1": m["knn_top1"], "knn_top5": m["knn_top5"], "step": m["step"],
+                      "batch_size": resolve(params, head).train.batch_size,
                       "nll_per_dim": hm.get("nll_per_dim"), "point_cosine": hm.get("point_cosine"),
+                      "sample_cosine": hm.get("sample_cosine"),
                       "sample_ms_per_token": hm.get("sample_ms_per_token")}
     ref = _read(results_dir / "reference" / "metrics.json", "run `vjepa reference` first")
-    summary = {"data": data_source, "heads": rows,
+    summary = {"data": params["data"]["source"], "heads": rows,
                "reference": {"raw_pixels": ref["raw_pixels"], "random_init": ref["random_init"]},
                "n_train": ref["n_train"], "n_val": ref["n_val"]}
     write_json(out_json, summary)
-    with atomic_path(out_tex) as tmp:
-        tmp.write_text(table_tex(summary))
+    for path, text in ((out_tex, table_tex(summary)), (out_numbers, numbers_tex(summary))):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
     return summary
+
+
+def macro_name(*words: str) -> str:
+    """LaTeX command names are letters only: ("flow_matching", "top1") → \\FlowMatchingTopOne."""
+    text = " ".join(words).replace("_", " ").replace("1", " one").replace("5", " five")
+    return "\\" + "".join(w.capitalize() for w in text.split())
+
+
+def numbers_tex(summary: dict) -> str:
+    """\\newcommand for every number the report's text quotes (percentages with two decimals)."""
+    lines = ["% Written by `vjepa summarize` from results/metrics.json; do not edit."]
+
+    def define(macro: str, value) -> None:
+        lines.append(f"\\newcommand{{{macro}}}{{{value}}}")
+
+    for head, r in summary["heads"].items():
+        define(macro_name(head, "top1"), _pct(r["knn_top1"]))
+        define(macro_name(head, "top5"), _pct(r["knn_top5"]))
+    best = max(summary["heads"], key=lambda h: summary["heads"][h]["knn_top1"])
+    define("\\BestHead", DISPLAY_NAMES.get(best, best.replace("_", r"\_")))
+    define("\\BestTopOne", _pct(summary["heads"][best]["knn_top1"]))
+    define("\\RawPixelsTopOne", _pct(summary["reference"]["raw_pixels"]["top1"]))
+    define("\\RandomInitTopOne", _pct(summary["reference"]["random_init"]["top1"]))
+    define("\\NumTrain", summary["n_train"])
+    define("\\NumVal", summary["n_val"])
+    define("\\NumHeads", len(summary["heads"]))
+    return "\n".join(lines) + "\n"
 
 
 def _pct(x: float | None) -> str:
@@ -57,16 +89,17 @@ def _num(x: float | None, fmt: str) -> str:
 
 def table_tex(summary: dict) -> str:
     """A booktabs tabular (no float wrapper, so the report chooses the caption)."""
-    lines = [r"\begin{tabular}{lrrrrr}", r"\toprule",
-             r"Predictor & kNN@1 (\%) & kNN@5 (\%) & NLL/dim & cos(point, target) & ms/token \\", r"\midrule"]
+    lines = [r"\begin{tabular}{lrrrrrrrr}", r"\toprule",
+             r"Predictor & Batch & Steps & kNN@1 (\%) & kNN@5 (\%) & NLL/dim & cos(point) & cos(sample) & ms/token \\",
+             r"\midrule"]
     for head, r in summary["heads"].items():
         name = DISPLAY_NAMES.get(head, head.replace("_", r"\_"))
-        lines.append(f"{name} & {_pct(r['knn_top1'])} & {_pct(r['knn_top5'])} & "
+        lines.append(f"{name} & {r['batch_size']} & {r['step']} & {_pct(r['knn_top1'])} & {_pct(r['knn_top5'])} & "
                      f"{_num(r['nll_per_dim'], '.3f')} & {_num(r['point_cosine'], '.3f')} & "
-                     f"{_num(r['sample_ms_per_token'], '.4f')} \\\\")
+                     f"{_num(r['sample_cosine'], '.3f')} & {_num(r['sample_ms_per_token'], '.4f')} \\\\")
     lines.append(r"\midrule")
     for key, name in (("raw_pixels", "Raw pixels"), ("random_init", "Untrained encoder")):
         r = summary["reference"][key]
-        lines.append(f"{name} & {_pct(r['top1'])} & {_pct(r['top5'])} & -- & -- & -- \\\\")
+        lines.append(f"{name} & -- & -- & {_pct(r['top1'])} & {_pct(r['top5'])} & -- & -- & -- & -- \\\\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)

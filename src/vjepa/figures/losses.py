@@ -1,0 +1,37 @@
+"""Figure 1: training and validation loss of every head, read from its TensorBoard events."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ..errors import DataError
+from .common import grid, name
+
+
+def scalars(tb_dir, tag: str) -> tuple[list[int], list[float]]:
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    if tag not in acc.Tags().get("scalars", []):
+        return [], []
+    events = acc.Scalars(tag)
+    return [e.step for e in events], [e.value for e in events]
+
+
+def plot(ctx):
+    rows, cols = grid(len(ctx.heads))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, head in zip(axes.flat, ctx.heads):
+        tb = ctx.head_dir(head) / "tb"
+        if not tb.is_dir():
+            raise DataError(f"'{tb}' not found; train head {head} first")
+        for tag, label, style in (("train/loss", "train", "-"), ("val/loss", "validation", "o-")):
+            steps, values = scalars(tb, tag)
+            ax.plot(steps, values, style, label=label, markersize=3)
+        ax.set_title(name(head))
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(ctx.heads):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

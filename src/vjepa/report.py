@@ -1,0 +1,157 @@
+"""The report: LaTeX fragments generated from params and outputs, and the PDF via latexmk.
+
+`write_context` writes report/generated/{setup,figures,provenance}.tex: the settings of the
+run, the figure environments of the figures this run has, and where every number came from
+(Git commit, content hashes of the data and checkpoints as DVC records them (md5), library
+versions, hardware, wall time of each stage from Snakemake's benchmark files). `build_pdf`
+runs latexmk on report/vjepa.tex.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+from .config import resolve
+from .errors import VJepaError
+from .figures import FIGURES, figure_names
+from .io import atomic_path
+from .runtime import versions
+from .summarize import DISPLAY_NAMES
+
+LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
+
+
+def tex_escape(text) -> str:
+    out = str(text).replace("\\", "\0")
+    for a, b in (("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"), ("$", r"\$"), ("{", r"\{"),
+                 ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
+        out = out.replace(a, b)
+    return out.replace("\0", r"\textbackslash{}")
+
+
+def md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _flat(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    items = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            items += _flat(v, f"{prefix}{k}.")
+        else:
+            items.append((f"{prefix}{k}", v))
+    return items
+
+
+def setup_tex(params: dict) -> str:
+    """Shared settings as a two-column table, then each head's own settings and overrides."""
+    rows = [r"\begin{longtable}{ll}", r"\toprule", r"Setting & Value \\", r"\midrule"]
+    for section in ("data", "model", "mask", "augment", "train", "eval"):
+        for key, value in _flat(params[section], f"{section}."):
+            rows.append(f"\\texttt{{{tex_escape(key)}}} & {tex_escape(value)} \\\\")
+    rows.append(r"\midrule")
+    for head in params["heads"]:
+        for key, value in _flat(params["head"][head], f"head.{head}."):
+            rows.append(f"\\texttt{{{tex_escape(key)}}} & {tex_escape(value)} \\\\")
+    rows += [r"\bottomrule", r"\end{longtable}", ""]
+    return "\n".join(rows)
+
+
+def figures_tex(heads: list[str]) -> str:
+    blocks = []
+    for name in figure_names(heads):
+        width = r"\textwidth" if name in ("losses", "heads_grid", "mdn_diagnostics", "masks") else r"0.7\textwidth"
+        blocks.append("\n".join([
+            r"\begin{figure}[p]" if name == "heads_grid" else r"\begin{figure}[htbp]", r"\centering",
+            f"\\includegraphics[width={width},height=0.85\\textheight,keepaspectratio]{{figures/{name}.pdf}}",
+            f"\\caption{{{tex_escape(FIGURES[name][1])}}}", f"\\label{{fig:{name}}}", r"\end{figure}"]))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a Git checkout"
+    return commit + (" (with uncommitted changes)" if dirty else "")
+
+
+def _stage_times(logs_dir: Path) -> list[tuple[str, float, float]]:
+    """(stage, seconds, max RSS MB) from Snakemake's benchmark files, if this run made them."""
+    rows = []
+    for path in sorted(logs_dir.rglob("*.benchmark.tsv")):
+        with path.open() as f:
+            last = list(csv.DictReader(f, delimiter="\t"))[-1:]
+        if last:
+            stage = str(path.relative_to(logs_dir)).removesuffix(".benchmark.tsv").replace("/", "@")
+            rows.append((stage, float(last[0]["s"]), float(last[0]["max_rss"])))
+    return rows
+
+
+def provenance_tex(params: dict, params_file: str, data_dir: Path, results_dir: Path, logs_dir: Path) -> str:
+    lines = [r"\begin{itemize}",
+             f"\\item Git commit: \\texttt{{{tex_escape(_git_commit())}}}",
+             f"\\item Params file: \\texttt{{{tex_escape(params_file)}}}, seed {params['seed']}",
+             f"\\item Host: {tex_escape(platform.platform())}, {os.cpu_count()} CPU cores, "
+             f"Python {tex_escape(platform.python_version())}",
+             "\\item Libraries: " + ", ".join(f"{tex_escape(k)} {tex_escape(v)}" for k, v in versions().items()),
+             r"\end{itemize}", "",
+             r"\noindent Content hashes (MD5, as in \texttt{dvc.lock}):", "",
+             r"\begin{longtable}{ll}", r"\toprule", r"File & MD5 \\", r"\midrule"]
+    files = [data_dir / "processed" / "train.npz", data_dir / "processed" / "val.npz", data_dir / "stats.json"]
+    files += [results_dir / "heads" / h / "checkpoint.pt" for h in params["heads"]]
+    for path in files:
+        lines.append(f"\\texttt{{{tex_escape(path)}}} & \\texttt{{{md5(path) if path.is_file() else 'missing'}}} \\\\")
+    lines += [r"\bottomrule", r"\end{longtable}", ""]
+    times = _stage_times(logs_dir)
+    if times:
+        lines += [r"\noindent Wall time of each stage (Snakemake benchmark files):", "",
+                  r"\begin{longtable}{lrr}", r"\toprule", r"Stage & Seconds & Max RSS (MB) \\", r"\midrule"]
+        lines += [f"\\texttt{{{tex_escape(s)}}} & {sec:.1f} & {rss:.0f} \\\\" for s, sec, rss in times]
+        lines += [r"\bottomrule", r"\end{longtable}", ""]
+    else:
+        lines.append(r"\noindent No stage timings: this run was not made by Snakemake (its benchmark files are absent).")
+    lines.append("")
+    lines.append(r"\noindent Settings of each head after its overrides: " + "; ".join(
+        f"{tex_escape(DISPLAY_NAMES.get(h, h))}: batch {resolve(params, h).train.batch_size}, "
+        f"lr {tex_escape(resolve(params, h).train.lr)}, steps {resolve(params, h).train.steps}, "
+        f"width {resolve(params, h).model.embed_dim}, depth {resolve(params, h).model.depth}"
+        for h in params["heads"]) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def write_context(params: dict, params_file: str, data_dir, results_dir, logs_dir, out_dir) -> list[Path]:
+    out_dir = Path(out_dir)
+    texts = {"setup.tex": setup_tex(params), "figures.tex": figures_tex(params["heads"]),
+             "provenance.tex": provenance_tex(params, params_file, Path(data_dir), Path(results_dir), Path(logs_dir))}
+    for name, text in texts.items():
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_text(text)
+    return [out_dir / n for n in texts]
+
+
+def build_pdf(tex: str | Path) -> Path:
+    """latexmk → the PDF beside `tex`; a clear error when LaTeX is missing or the build fails."""
+    tex = Path(tex)
+    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
+        raise VJepaError(f"LaTeX is not installed: on Debian/Ubuntu run `apt-get install --no-install-recommends "
+                         f"{LATEX_PACKAGES}` (scripts/setup.sh does this as root)")
+    pdf = tex.with_suffix(".pdf")
+    done = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-cd", str(tex)],
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not pdf.is_file():
+        log = tex.with_suffix(".log")
+        tail = "\n".join(done.stdout.splitlines()[-25:])
+        raise VJepaError(f"latexmk failed on {tex} (see {log}):\n{tail}")
+    return pdf
