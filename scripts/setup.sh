@@ -14,6 +14,18 @@ if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
     fi
 fi
 
+# LaTeX for the report (report/vjepa.pdf) and poppler-utils (pdftotext, used by the tests).
+if ! command -v latexmk >/dev/null || ! command -v pdftotext >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            texlive-latex-base texlive-latex-recommended latexmk poppler-utils >/dev/null
+    else
+        echo "setup: LaTeX not found; the report needs texlive-latex-base texlive-latex-recommended latexmk" \
+             "(and the tests poppler-utils): install them with your package manager" >&2
+    fi
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned in pyproject.toml (torch==2.13.0).

@@ -51,6 +51,7 @@ class JEPA(nn.Module):
         target = self.targets(images, masks.targets)
         cond, z = self.conditioning(images, masks)
         loss, diag = self.head.loss(cond, target)
+        diag = {**diag, "head_loss": loss.detach()}
         wv, wc = self.collapse_weights
         if wv or wc:
             # Shared by every head: keeps the student's per-image (pooled) features spread out.

@@ -19,7 +19,7 @@ from ..io import atomic_path  # noqa: E402
 
 # name -> (module, one-line caption); the MDN figures exist only when `mdn` is among the heads.
 FIGURES = {
-    "losses": ("losses", "Training and validation loss of every head over training steps."),
+    "losses": ("losses", "Training and validation loss of every head's predictor head over training steps."),
     "mdn_pca": ("mdn_pca", "MDN: PCA of component means, samples and teacher targets for one validation batch."),
     "knn": ("knn", "Validation kNN top-1 over training for every head (final values annotated)."),
     "mdn_hexbin": ("mdn_hexbin", "MDN: samples of one target token in the 2-D PCA plane of the teacher targets."),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from .common import load_samples, name, pca
+from .common import load_samples, name
 from .mdn_3d import scatter3d
 from .mdn_hexbin import hexbin
 
@@ -15,9 +15,7 @@ def plot(ctx):
     for i, head in enumerate(ctx.heads):
         s = load_samples(ctx.head_dir(head))
         ax = fig.add_subplot(n, 2, 2 * i + 1)
-        hexbin(ax, s, ctx.figures["hexbin_gridsize"], f"{name(head)}: one token")
-        t = pca(s["targets"], 2)(s["targets"])
-        ax.scatter(t[:, 0], t[:, 1], s=4, c="white", edgecolors="black", linewidths=0.3, alpha=0.6)
+        hexbin(ax, s, ctx.figures["hexbin_gridsize"], f"{name(head)}: draws of one token")
         scatter3d(fig.add_subplot(n, 2, 2 * i + 2, projection="3d"), s, f"{name(head)}: 3-D PCA")
     fig.tight_layout()
     return fig

@@ -24,12 +24,13 @@ def plot(ctx):
         tb = ctx.head_dir(head) / "tb"
         if not tb.is_dir():
             raise DataError(f"'{tb}' not found; train head {head} first")
-        for tag, label, style in (("train/loss", "train", "-"), ("val/loss", "validation", "o-")):
+        # The head's own loss on both sides (training adds the shared collapse penalty to it).
+        for tag, label, style in (("train/head_loss", "train", "-"), ("val/loss", "validation", "o-")):
             steps, values = scalars(tb, tag)
             ax.plot(steps, values, style, label=label, markersize=3)
         ax.set_title(name(head))
         ax.set_xlabel("step")
-        ax.set_ylabel("loss")
+        ax.set_ylabel("head loss")
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(ctx.heads):]:
         ax.axis("off")

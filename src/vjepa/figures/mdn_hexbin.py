@@ -7,11 +7,17 @@ from .common import load_samples, pca
 
 
 def hexbin(ax, s, gridsize: int, title: str):
-    project = pca(s["targets"], 2)  # the plane of the batch's teacher targets
+    """Density of the token's draws in the PCA plane of the batch's teacher targets, with the
+    batch's targets (grey), this token's target (red star) and the point prediction (black x)."""
+    project = pca(s["targets"], 2)
     d = project(s["token_draws"])
     t = project(s["token_target"][None])
+    p = project(s["points"][:1])
+    others = project(s["targets"])
+    ax.scatter(others[:, 0], others[:, 1], s=3, c="0.6", alpha=0.5, label="batch targets")
     hb = ax.hexbin(d[:, 0], d[:, 1], gridsize=gridsize, cmap="viridis", mincnt=1)
-    ax.scatter(t[:, 0], t[:, 1], marker="*", s=120, c="red", edgecolors="white", label="teacher target")
+    ax.scatter(t[:, 0], t[:, 1], marker="*", s=140, c="red", edgecolors="white", label="teacher target")
+    ax.scatter(p[:, 0], p[:, 1], marker="x", s=60, c="black", label="point prediction")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")

@@ -1,0 +1,60 @@
+"""The report's generated LaTeX: escaping, macros, the figure list, setup and provenance."""
+import numpy as np
+import pytest
+
+from vjepa.figures import FIGURES, figure_names
+from vjepa.figures.common import pca
+from vjepa.report import build_pdf, figures_tex, md5, setup_tex, tex_escape
+from vjepa.summarize import macro_name, numbers_tex
+
+SUMMARY = {"heads": {"deterministic": {"knn_top1": 0.5, "knn_top5": 0.9},
+                     "flow_matching": {"knn_top1": 0.61234, "knn_top5": 0.95}},
+           "reference": {"raw_pixels": {"top1": 0.975, "top5": 1.0}, "random_init": {"top1": 0.4, "top5": 0.8}},
+           "n_train": 1437, "n_val": 360}
+
+
+def test_tex_escape_known_answers():
+    assert tex_escape("a_b 50% & #1 $x$ {y} ~ ^") == r"a\_b 50\% \& \#1 \$x\$ \{y\} \textasciitilde{} \^{}"
+    assert tex_escape("C:\\path_1") == r"C:\textbackslash{}path\_1"
+
+
+def test_numbers_are_macros_with_letter_only_names():
+    assert macro_name("flow_matching", "top1") == r"\FlowMatchingTopOne"
+    tex = numbers_tex(SUMMARY)
+    assert r"\newcommand{\FlowMatchingTopOne}{61.23}" in tex
+    assert r"\newcommand{\BestHead}{Flow matching}" in tex and r"\newcommand{\BestTopOne}{61.23}" in tex
+    assert r"\newcommand{\RawPixelsTopOne}{97.50}" in tex and r"\newcommand{\NumVal}{360}" in tex
+
+
+def test_mdn_figures_only_with_the_mdn_head():
+    assert set(figure_names(["deterministic", "mdn"])) == set(FIGURES)
+    names = figure_names(["deterministic", "diffusion"])
+    assert "losses" in names and "heads_grid" in names and not any(n.startswith("mdn") for n in names)
+    tex = figures_tex(["deterministic"])
+    assert r"\includegraphics" in tex and "figures/knn.pdf" in tex and "mdn_pca" not in tex
+
+
+def test_setup_lists_every_shared_setting_and_the_heads_sections(params):
+    tex = setup_tex(params)
+    assert r"\texttt{train.batch\_size} & 128" in tex and r"\texttt{model.embed\_dim} & 64" in tex
+    assert r"\texttt{head.mdn.num\_components}" in tex
+
+
+def test_md5_matches_known_digest(tmp_path):
+    (tmp_path / "f").write_bytes(b"abc")
+    assert md5(tmp_path / "f") == "900150983cd24fb0d6963f7d28e17f72"
+
+
+def test_pca_projects_onto_the_main_axis():
+    rng = np.random.default_rng(0)
+    x = np.c_[rng.normal(0, 10, 500), rng.normal(0, 0.1, 500)]
+    proj = pca(x, 1)(x)
+    assert abs(abs(np.corrcoef(proj[:, 0], x[:, 0])[0, 1]) - 1) < 1e-3
+
+
+def test_missing_latex_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no latexmk on this PATH
+    (tmp_path / "r.tex").write_text("x")
+    from vjepa.errors import VJepaError
+    with pytest.raises(VJepaError, match="texlive-latex-base texlive-latex-recommended latexmk"):
+        build_pdf(tmp_path / "r.tex")
