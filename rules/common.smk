@@ -45,7 +45,7 @@ config.update(_params)  # profiles are complete files: nothing of params.yaml le
 HEADS = list(config["heads"])
 PARAMS_OPT = "" if PARAMS_FILE == "params.yaml" else f" --params {PARAMS_FILE}"
 PROCESSED = ["data/processed/train.npz", "data/processed/val.npz"]
-OUTPUT_ROOTS = ["data", "results", "report/generated"]
+OUTPUT_ROOTS = ["data", "results", "report"]
 
 wildcard_constraints:
     head="|".join(HEADS),
