@@ -59,7 +59,9 @@ def test_batch_larger_than_dataset_is_refused_before_training(tmp_path, params):
 
 def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, params):
     """The whole chain on digits with a tiny model, in-process (fast) through the CLI entry point."""
-    p = write_params(tmp_path / "params.yaml", tiny(params))
+    params = tiny(params)
+    params["heads"] = ["deterministic"]
+    p = write_params(tmp_path / "params.yaml", params)
     common = ["--params", str(p), "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results"),
               "--quiet"]
     assert main(["prepare", *common]) == 0

@@ -206,3 +206,15 @@ def test_short_fit_reproduces_a_correlated_2d_gaussian():
     torch.testing.assert_close(draws.mean(0), mean, atol=0.2, rtol=0)
     torch.testing.assert_close(torch.cov(draws.T), cov, atol=0.2, rtol=0)
     torch.testing.assert_close(head.point(torch.ones(1, 1, 4))[0, 0], mean, atol=0.25, rtol=0)
+
+
+def test_x0_clip_bounds_the_estimate_and_is_a_no_op_when_loose():
+    torch.manual_seed(3)
+    abar = linear_alpha_bar(100, 1e-3, 0.2)
+    wild = lambda x, t: 50.0 * torch.ones_like(x)  # a bad denoiser: x̂0 far outside the data
+    x = torch.randn(64, 3)
+    unclipped = ddim_sample(wild, x, abar, 10)
+    clipped = ddim_sample(wild, x, abar, 10, x0_clip=2.0)
+    assert unclipped.abs().max() > 100 and clipped.abs().max() <= 2.0 + 1e-5
+    sane = lambda x, t: torch.zeros_like(x)
+    torch.testing.assert_close(ddim_sample(sane, x, abar, 10, x0_clip=1e6), ddim_sample(sane, x, abar, 10))

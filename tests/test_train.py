@@ -36,18 +36,18 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
     import vjepa.train as train_module
 
     calls = {"n": 0}
-    real = train_module.MultiBlockMaskSampler.__call__
+    real = train_module.crop_params  # called once per training step
 
-    def interrupt_on_fifth(self, *a, **k):
+    def interrupt_on_fifth(*a, **k):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt
-        return real(self, *a, **k)
+        return real(*a, **k)
 
-    monkeypatch.setattr(train_module.MultiBlockMaskSampler, "__call__", interrupt_on_fifth)
+    monkeypatch.setattr(train_module, "crop_params", interrupt_on_fifth)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, digits_dir, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(train_module.MultiBlockMaskSampler, "__call__", real)
+    monkeypatch.setattr(train_module, "crop_params", real)
     saved = checkpoint.load(tmp_path / "resumed" / "resume.pt")
     assert saved["step"] == 4 and not (tmp_path / "resumed" / "checkpoint.pt").exists()
 

@@ -38,13 +38,15 @@ def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
 
 
 def ddim_sample(eps_fn: EpsFn, x: torch.Tensor, alpha_bar: torch.Tensor, steps: int,
-                eta: float = 0.0) -> torch.Tensor:
+                eta: float = 0.0, x0_clip: float = 0.0) -> torch.Tensor:
     """Run DDIM from x = x_{T−1} (N×D) to x_0 with the ε-predictor `eps_fn`.
 
     Each step forms x̂0 = (x_t − sqrt(1−ᾱ_t)·ε̂)/sqrt(ᾱ_t) and moves to the next timestep s
     (ᾱ_s = 1 after the last): x_s = sqrt(ᾱ_s)·x̂0 + sqrt(1−ᾱ_s−σ²)·ε̂ + σ·z with
     σ = η·sqrt((1−ᾱ_s)/(1−ᾱ_t))·sqrt(1−ᾱ_t/ᾱ_s). η = 0 is deterministic given x; η = 1 is
-    the DDPM posterior variance over the strided steps.
+    the DDPM posterior variance over the strided steps. With `x0_clip` > 0, x̂0 is clamped to
+    ±x0_clip and ε̂ recomputed from it: at high noise x̂0 divides the ε̂ error by sqrt(ᾱ_t) ≈ 0.006,
+    and an imperfect denoiser would otherwise throw samples far off the data.
     """
     abar = alpha_bar.tolist()  # one host copy instead of a sync per step
     ts = ddim_timesteps(len(abar), steps)
@@ -55,6 +57,9 @@ def ddim_sample(eps_fn: EpsFn, x: torch.Tensor, alpha_bar: torch.Tensor, steps: 
         t_vec = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         eps = eps_fn(x, t_vec).float()
         x0 = (x - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t)
+        if x0_clip > 0:
+            x0 = x0.clamp(-x0_clip, x0_clip)
+            eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
         sigma = eta * math.sqrt((1.0 - a_s) / (1.0 - a_t) * (1.0 - a_t / a_s))
         x = math.sqrt(a_s) * x0 + math.sqrt(max(1.0 - a_s - sigma ** 2, 0.0)) * eps
         if sigma > 0:
@@ -99,7 +104,7 @@ class DiffusionHead(Head):
 
     def __init__(self, cond_dim: int, target_dim: int, *, timesteps: int = 1000, beta_start: float = 1e-4,
                  beta_end: float = 0.02, hidden_dim: int = 256, num_blocks: int = 3, noise_draws: int = 4,
-                 sample_steps: int = 50, fast_sample_steps: int = 25, eta: float = 0.0):
+                 sample_steps: int = 50, fast_sample_steps: int = 25, eta: float = 0.0, x0_clip: float = 0.0):
         super().__init__(cond_dim, target_dim)
         if noise_draws < 1:
             raise ValueError(f"noise_draws must be ≥ 1, got {noise_draws}")
@@ -108,6 +113,7 @@ class DiffusionHead(Head):
         self.sample_steps = sample_steps
         self.fast_sample_steps = fast_sample_steps
         self.eta = eta
+        self.x0_clip = x0_clip
         alpha_bar = linear_alpha_bar(timesteps, beta_start, beta_end)
         # Sampling starts from N(0, I), which is only right if the last step is (nearly) pure noise.
         if alpha_bar[-1] > 1e-2:
@@ -136,7 +142,7 @@ class DiffusionHead(Head):
 
     def _denoise(self, x_T: torch.Tensor, cond: torch.Tensor, steps: int, eta: float) -> torch.Tensor:
         c = cond.float()
-        return ddim_sample(lambda x, t: self.net(x, t, c), x_T, self.alpha_bar, steps, eta)
+        return ddim_sample(lambda x, t: self.net(x, t, c), x_T, self.alpha_bar, steps, eta, self.x0_clip)
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, n: int, steps: int | None = None) -> torch.Tensor:
