@@ -62,7 +62,7 @@ def setup_tex(params: dict) -> str:
     for head in params["heads"]:
         for key, value in _flat(params["head"][head], f"head.{head}."):
             rows.append(f"\\texttt{{{tex_escape(key)}}} & {tex_escape(value)} \\\\")
-    rows += [r"\bottomrule", r"\end{longtable}", ""]
+    rows += [r"\bottomrule", r"\end{longtable}", r"\addtocounter{table}{-1}", ""]  # uncaptioned: no number
     return "\n".join(rows)
 
 
@@ -113,13 +113,13 @@ def provenance_tex(params: dict, params_file: str, data_dir: Path, results_dir: 
     files += [results_dir / "heads" / h / "checkpoint.pt" for h in params["heads"]]
     for path in files:
         lines.append(f"\\texttt{{{tex_escape(path)}}} & \\texttt{{{md5(path) if path.is_file() else 'missing'}}} \\\\")
-    lines += [r"\bottomrule", r"\end{longtable}", ""]
+    lines += [r"\bottomrule", r"\end{longtable}", r"\addtocounter{table}{-1}", ""]
     times = _stage_times(logs_dir)
     if times:
         lines += [r"\noindent Wall time of each stage (Snakemake benchmark files):", "",
                   r"\begin{longtable}{lrr}", r"\toprule", r"Stage & Seconds & Max RSS (MB) \\", r"\midrule"]
         lines += [f"\\texttt{{{tex_escape(s)}}} & {sec:.1f} & {rss:.0f} \\\\" for s, sec, rss in times]
-        lines += [r"\bottomrule", r"\end{longtable}", ""]
+        lines += [r"\bottomrule", r"\end{longtable}", r"\addtocounter{table}{-1}", ""]
     else:
         lines.append(r"\noindent No stage timings: this run was not made by Snakemake (its benchmark files are absent).")
     lines.append("")

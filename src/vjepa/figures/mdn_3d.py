@@ -10,7 +10,7 @@ def scatter3d(ax, s, title: str):
     project = pca(s["targets"], 3)
     d = project(s["token_draws"])
     t = project(s["token_target"][None])
-    ax.scatter(d[:, 0], d[:, 1], d[:, 2], s=4, alpha=0.5, c=d[:, 2], cmap="viridis")
+    ax.scatter(d[:, 0], d[:, 1], d[:, 2], s=4, alpha=0.5, c=d[:, 2], cmap="viridis", rasterized=True)
     ax.scatter(t[:, 0], t[:, 1], t[:, 2], marker="*", s=120, c="red")
     ax.view_init(elev=35.264, azim=45)  # isometric
     ax.set_xlabel("PC 1", fontsize=8)

@@ -14,7 +14,7 @@ def hexbin(ax, s, gridsize: int, title: str):
     t = project(s["token_target"][None])
     p = project(s["points"][:1])
     others = project(s["targets"])
-    ax.scatter(others[:, 0], others[:, 1], s=3, c="0.6", alpha=0.5, label="batch targets")
+    ax.scatter(others[:, 0], others[:, 1], s=3, c="0.6", alpha=0.5, label="batch targets", rasterized=True)
     hb = ax.hexbin(d[:, 0], d[:, 1], gridsize=gridsize, cmap="viridis", mincnt=1)
     ax.scatter(t[:, 0], t[:, 1], marker="*", s=140, c="red", edgecolors="white", label="teacher target")
     ax.scatter(p[:, 0], p[:, 1], marker="x", s=60, c="black", label="point prediction")
