@@ -4,7 +4,8 @@ import pytest
 
 from vjepa.figures import FIGURES, figure_names
 from vjepa.figures.common import pca
-from vjepa.report import build_pdf, figures_tex, md5, setup_tex, tex_escape
+from vjepa.io import file_digest
+from vjepa.report import build_pdf, figures_tex, setup_tex, tex_escape
 from vjepa.summarize import macro_name, numbers_tex
 
 SUMMARY = {"heads": {"deterministic": {"knn_top1": 0.5, "knn_top5": 0.9},
@@ -40,9 +41,10 @@ def test_setup_lists_every_shared_setting_and_the_heads_sections(params):
     assert r"\texttt{head.mdn.num\_components}" in tex
 
 
-def test_md5_matches_known_digest(tmp_path):
+def test_file_digest_matches_known_md5_and_sha256(tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
-    assert md5(tmp_path / "f") == "900150983cd24fb0d6963f7d28e17f72"
+    assert file_digest(tmp_path / "f", "md5") == "900150983cd24fb0d6963f7d28e17f72"
+    assert file_digest(tmp_path / "f", "sha256").startswith("ba7816bf8f01cfea")
 
 
 def test_pca_projects_onto_the_main_axis():

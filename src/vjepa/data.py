@@ -5,7 +5,6 @@ Prepared files hold `images` (uint8, N x H x W x 3), `labels` (int64, N) and `cl
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -20,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import DataError
-from .io import write_json, write_npz
+from .io import file_digest, write_json, write_npz
 
 SOURCES = ("digits", "tiny-imagenet", "imagefolder")
 HUB_DATASET = "zh-plus/tiny-imagenet"
@@ -411,7 +410,7 @@ def compute_stats(train_npz: str | os.PathLike, out_json: str | os.PathLike, *,
     mean, std = _channel_mean_std(images, idx)
     stats = {"mean": mean, "std": std, "subsample": int(n_used), "seed": int(seed),
              "n_images": int(n), "image_size": int(images.shape[1]),
-             "train_sha256": _sha256(Path(train_npz))}
+             "train_sha256": file_digest(train_npz, "sha256")}
     write_json(out_json, stats)
     return stats
 
@@ -429,14 +428,6 @@ def _channel_mean_std(images: np.ndarray, idx: np.ndarray,
     mean = total / count
     var = np.maximum(total_sq / count - mean ** 2, 0.0)
     return [float(m) for m in mean], [float(s) for s in np.sqrt(var)]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_stats(json_path: str | os.PathLike) -> dict:

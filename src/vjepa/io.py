@@ -1,9 +1,11 @@
-"""Atomic file output: write to a temporary file beside the target, then rename.
+"""File I/O shared by the stages: atomic output and content digests.
 
-A killed stage therefore never leaves a truncated file at the final path.
+Outputs are written to a temporary file beside the target, then renamed, so a killed
+stage never leaves a truncated file at the final path.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -46,3 +48,12 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     # np.savez appends ".npz" to names without it, so the temporary name keeps the suffix.
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str) -> str:
+    """Hex digest of a file's content (e.g. "md5", as DVC records it, or "sha256"), read in 1 MiB blocks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

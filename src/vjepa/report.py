@@ -9,7 +9,6 @@ runs latexmk on report/vjepa.tex.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import platform
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 from .config import resolve
 from .errors import VJepaError
 from .figures import FIGURES, figure_names
-from .io import atomic_path
+from .io import atomic_path, file_digest
 from .runtime import versions
 from .summarize import DISPLAY_NAMES
 
@@ -32,14 +31,6 @@ def tex_escape(text) -> str:
                  ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
         out = out.replace(a, b)
     return out.replace("\0", r"\textbackslash{}")
-
-
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _flat(d: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -112,7 +103,7 @@ def provenance_tex(params: dict, params_file: str, data_dir: Path, results_dir: 
     files = [data_dir / "processed" / "train.npz", data_dir / "processed" / "val.npz", data_dir / "stats.json"]
     files += [results_dir / "heads" / h / "checkpoint.pt" for h in params["heads"]]
     for path in files:
-        lines.append(f"\\texttt{{{tex_escape(path)}}} & \\texttt{{{md5(path) if path.is_file() else 'missing'}}} \\\\")
+        lines.append(f"\\texttt{{{tex_escape(path)}}} & \\texttt{{{file_digest(path, 'md5') if path.is_file() else 'missing'}}} \\\\")
     lines += [r"\bottomrule", r"\end{longtable}", r"\addtocounter{table}{-1}", ""]
     times = _stage_times(logs_dir)
     if times:

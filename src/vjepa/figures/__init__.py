@@ -10,12 +10,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ..io import atomic_path  # noqa: E402
+from ..io import atomic_path
 
 # name -> (module, one-line caption); the MDN figures exist only when `mdn` is among the heads.
 FIGURES = {
@@ -55,6 +50,12 @@ class FigureContext:
 
 def render(name: str, ctx: FigureContext, out_dir: str | Path) -> list[Path]:
     """Plot figure `name` and write out_dir/name.pdf and .png; returns the two paths."""
+    # matplotlib is imported here, not with the package: the pipeline reads FIGURES at start-up.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     module = importlib.import_module(f".{FIGURES[name][0]}", __name__)
     fig = module.plot(ctx)
     paths = []
