@@ -118,3 +118,25 @@ def test_mdn_training_logs_sigma_and_weight_histograms(tmp_path, params, digits_
             "train/ema_momentum", "train/grad_norm", "embed/effective_rank"} <= scalars
     sigmas = events.Histograms("head/sigma")[-1].histogram_value
     assert sigmas.min > 0
+
+
+def test_compile_option_trains_through_the_compiled_model(tmp_path, params, digits_dir, monkeypatch):
+    """train.compile: the forward pass goes through torch.compile's module (a stand-in here: compiling
+    on a CPU takes minutes), and the eager model's weights are what gets trained and saved."""
+    calls = []
+
+    def fake_compile(model, **kwargs):
+        calls.append(kwargs)
+
+        def forward(*a):
+            calls.append("forward")
+            return model(*a)
+        return forward
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    p = tiny(params)
+    p["train"]["compile"] = True
+    cfg = resolve(p, "deterministic")
+    train(cfg, digits_dir, tmp_path / "run", progress=False)
+    assert calls[0] == {"dynamic": True} and calls.count("forward") == cfg.train.steps
+    assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["step"] == cfg.train.steps

@@ -72,3 +72,26 @@ def test_predictor_mask_structure():
         [1, 1, 0, 0, 1, 1],
     ], dtype=torch.bool)
     assert torch.equal(m, expected)
+
+
+def test_per_block_predictor_is_one_pass_per_block():
+    """I-JEPA's predictor: each block is predicted from the context and its own queries, the context
+    attending to them too; equal to a one-block pass, and ordered image by image, block by block."""
+    torch.manual_seed(0)
+    joint = Predictor(grid=4, enc_dim=16, dim=16, depth=2, num_heads=2, mlp_ratio=2.0).eval()
+    for blk in joint.blocks:  # sharper attention than the init's, so that who-sees-whom shows
+        torch.nn.init.normal_(blk.attn.qkv.weight, std=0.5)
+        torch.nn.init.normal_(blk.attn.proj.weight, std=0.5)
+    per_block = Predictor(grid=4, enc_dim=16, dim=16, depth=2, num_heads=2, mlp_ratio=2.0, per_block=True).eval()
+    per_block.load_state_dict(joint.state_dict())
+    ctx = torch.randn(2, 5, 16)
+    ctx_idx = torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 8]])
+    tgt = torch.tensor([[[5, 6], [9, 10], [14, 15]], [[0, 4], [11, 15], [6, 7]]])
+    out = per_block(ctx, ctx_idx, tgt)
+    assert out.shape == (2, 6, 16)
+    for i in range(2):
+        for blk in range(3):
+            alone = joint(ctx[i:i + 1], ctx_idx[i:i + 1], tgt[i:i + 1, blk:blk + 1])
+            torch.testing.assert_close(out[i:i + 1, 2 * blk:2 * blk + 2], alone, atol=1e-4, rtol=1e-4)
+    # In the joint pass the context never sees the queries, so the two differ beyond one layer.
+    assert not torch.allclose(joint(ctx, ctx_idx, tgt), out, atol=1e-2)

@@ -56,6 +56,7 @@ class ModelConfig:
     pred_dim: int
     pred_depth: int
     pred_num_heads: int
+    predictor_pass: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class TrainConfig:
     log_every: int
     eval_every: int
     ckpt_every: int
+    compile: bool
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class JEPA(nn.Module):
                                          m.mlp_ratio)
         self.teacher = copy.deepcopy(self.encoder).requires_grad_(False)
         self.predictor = Predictor(self.encoder.grid, m.embed_dim, m.pred_dim, m.pred_depth, m.pred_num_heads,
-                                   m.mlp_ratio)
+                                   m.mlp_ratio, per_block=m.predictor_pass == "per_block")
         self.head: Head = build_head(cfg.head_name, m.pred_dim, m.embed_dim, cfg.head)
         self.collapse_weights = (cfg.train.collapse_var_weight, cfg.train.collapse_cov_weight)
 

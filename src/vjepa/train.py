@@ -28,7 +28,7 @@ from .io import atomic_path
 from .head_metrics import held_out_batches, sample_quality
 from .jepa import JEPA, ema_at, lr_at, param_groups
 from .knn import knn_accuracy
-from .masks import MultiBlockMaskSampler
+from .masks import Masks, MultiBlockMaskSampler
 from .regularizers import effective_rank
 from .runtime import autocast, configure, pick_device, progress_interval, seed_everything
 
@@ -89,9 +89,8 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
 
     seed_everything(cfg.seed)
     model = JEPA(cfg).to(device)
-    fused = device.type == "cuda"
-    opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr, betas=(0.9, 0.95),
-                            fused=fused, foreach=None if fused else True)
+    opt = make_optimizer(model, t.weight_decay, t.lr, device)
+    forward = torch.compile(model, dynamic=True) if t.compile else model  # mask shapes change per step
     gen = torch.Generator()
     step = 0
 
@@ -150,17 +149,9 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             step_seed = (cfg.seed * 1_000_003 + step) * 2
             gen.manual_seed(step_seed)
             torch.manual_seed(step_seed + 1)
-            idx = stream.indices(step)
-            crops = crop_params(len(idx), cfg.augment.crop_scale, cfg.augment.crop_ratio, cfg.augment.hflip, gen)
-            masks = sampler(len(idx), gen).to(device, non_blocking=True)
-            x = apply_crops(images[idx.to(device)], crops, size, mean, std)
-            with autocast(device):
-                loss, diag, context, cond = model(x, masks)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            opt.step()
-            model.update_teacher(momentum)
+            x, masks = make_batch(images, stream.indices(step), cfg, stats, sampler, gen)
+            loss, diag, context, cond, grad_norm = training_step(forward, model, opt, x, masks, momentum,
+                                                                 t.grad_clip)
             step += 1
             pending.append((step, lr, momentum, {"loss": loss.detach(), "grad_norm": grad_norm, **diag}))
 
@@ -205,6 +196,41 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     write_curves(out_dir, curve, history)
     resume_path.unlink(missing_ok=True)
     return {"step": step, "resumed": start_state is not None, "history": history}
+
+
+def make_optimizer(model: JEPA, weight_decay: float, lr: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel on CUDA, multi-tensor (foreach) elsewhere."""
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95),
+                             fused=fused, foreach=None if fused else True)
+
+
+def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict,
+               sampler: MultiBlockMaskSampler, gen: torch.Generator):
+    """One training batch from the uint8 dataset on the device: batched crops/flips there, masks as
+    index tensors. Random parameters come from the CPU generator `gen` (same on any device)."""
+    device = images.device
+    crops = crop_params(len(idx), cfg.augment.crop_scale, cfg.augment.crop_ratio, cfg.augment.hflip, gen)
+    masks = sampler(len(idx), gen)
+    if device.type == "cuda":
+        masks, crops, idx = Masks(*(m.pin_memory() for m in masks)), crops.pin_memory(), idx.pin_memory()
+    masks = masks.to(device, non_blocking=True)
+    x = apply_crops(images[idx.to(device, non_blocking=True)], crops, cfg.data.image_size,
+                    stats["mean"], stats["std"])
+    return x, masks
+
+
+def training_step(forward, model: JEPA, opt, x: torch.Tensor, masks: Masks, momentum: float, grad_clip: float):
+    """Forward (through `forward`: the model or its compiled version), backward, clip, AdamW, EMA.
+    Returns device tensors only (no host sync): loss, diagnostics, context tokens, cond, grad norm."""
+    with autocast(x.device):
+        loss, diag, context, cond = forward(x, masks)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    model.update_teacher(momentum)
+    return loss, diag, context, cond, grad_norm
 
 
 def write_curves(out_dir: Path, curve: list[dict], history: list[dict]) -> None:

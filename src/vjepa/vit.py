@@ -108,9 +108,14 @@ def predictor_attn_mask(n_context: int, n_blocks: int, block_len: int, device) -
 
 
 class Predictor(nn.Module):
-    def __init__(self, grid: int, enc_dim: int, dim: int, depth: int, num_heads: int, mlp_ratio: float):
+    """`per_block=True` is I-JEPA's own predictor: one pass per target block, the context repeated
+    in each and attending to that block's queries. The default predicts all blocks in one pass."""
+
+    def __init__(self, grid: int, enc_dim: int, dim: int, depth: int, num_heads: int, mlp_ratio: float,
+                 per_block: bool = False):
         super().__init__()
         self.dim = dim
+        self.per_block = per_block
         self.embed = nn.Linear(enc_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.register_buffer("pos_embed", sincos_pos_embed(dim, grid), persistent=False)
@@ -122,11 +127,16 @@ class Predictor(nn.Module):
     def forward(self, context: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
         """context B×Nc×D_enc at ctx_idx (B×Nc); tgt_idx B×M×Nt → conditioning B×(M·Nt)×dim."""
         b, m, nt = tgt_idx.shape
+        nc = context.shape[1]
         pos = self.pos_embed.expand(b, -1, -1)
         x = self.embed(context) + gather_tokens(pos, ctx_idx)
         queries = self.mask_token + gather_tokens(pos, tgt_idx.flatten(1))
-        x = torch.cat([x, queries], dim=1)
-        mask = predictor_attn_mask(context.shape[1], m, nt, x.device) if m > 1 else None
+        if self.per_block:  # (B·M) sequences of context + one block's queries
+            x = torch.cat([x.repeat_interleave(m, dim=0), queries.reshape(b * m, nt, -1)], dim=1)
+            mask = None
+        else:
+            x = torch.cat([x, queries], dim=1)
+            mask = predictor_attn_mask(nc, m, nt, x.device) if m > 1 else None
         for blk in self.blocks:
             x = blk(x, mask)
-        return self.norm(x[:, context.shape[1]:])
+        return self.norm(x[:, nc:]).reshape(b, m * nt, -1)
