@@ -58,6 +58,7 @@ def test_knn_benchmark_rule_is_scikit_learns():
     ("heads.py", ["--sizes", "default", "--batch", "8", "--steps", "1", "--draws", "1", "3"]),
     ("gpu_check.py", ["--device", "cpu", "--batch", "4", "--steps", "1", "--heads", "deterministic"]),
     ("knn.py", ["--train", "600", "--val", "100", "--dim", "16", "--classes", "5"]),
+    ("predictor_pass.py", ["--steps", "2"]),
 ])
 def test_benchmark_scripts_run(tmp_path, script, args):
     out = tmp_path / "out.json"

@@ -1,7 +1,10 @@
 """The report's generated LaTeX: escaping, macros, the figure list, setup and provenance."""
+import shutil
+
 import numpy as np
 import pytest
 
+from vjepa.errors import VJepaError
 from vjepa.figures import FIGURES, figure_names
 from vjepa.figures.common import pca
 from vjepa.io import file_digest
@@ -57,6 +60,18 @@ def test_pca_projects_onto_the_main_axis():
 def test_missing_latex_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no latexmk on this PATH
     (tmp_path / "r.tex").write_text("x")
-    from vjepa.errors import VJepaError
     with pytest.raises(VJepaError, match="texlive-latex-base texlive-latex-recommended latexmk"):
         build_pdf(tmp_path / "r.tex")
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="LaTeX not installed")
+def test_pdf_appears_only_when_the_build_succeeds(tmp_path):
+    good = tmp_path / "good.tex"
+    good.write_text("\\documentclass{article}\\begin{document}Hello\\end{document}\n")
+    assert build_pdf(good) == tmp_path / "good.pdf" and (tmp_path / "good.pdf").read_bytes()[:4] == b"%PDF"
+    assert not (tmp_path / "good.aux").exists()  # by-products stay in build/
+    bad = tmp_path / "bad.tex"
+    bad.write_text("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
+    with pytest.raises(VJepaError, match="latexmk failed"):
+        build_pdf(bad)
+    assert not (tmp_path / "bad.pdf").exists()

@@ -23,6 +23,7 @@ from .runtime import versions
 from .summarize import DISPLAY_NAMES
 
 LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
+BUILD_DIR = "build"  # latexmk's output folder beside the .tex
 
 
 def tex_escape(text) -> str:
@@ -133,16 +134,22 @@ def write_context(params: dict, params_file: str, data_dir, results_dir, logs_di
 
 
 def build_pdf(tex: str | Path) -> Path:
-    """latexmk → the PDF beside `tex`; a clear error when LaTeX is missing or the build fails."""
+    """latexmk → the PDF beside `tex`; a clear error when LaTeX is missing or the build fails.
+
+    LaTeX writes into `build/` beside the source and the PDF is moved into place only once
+    complete, so an interrupted build never leaves a truncated PDF at the final path."""
     tex = Path(tex)
     if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
         raise VJepaError(f"LaTeX is not installed: on Debian/Ubuntu run `apt-get install --no-install-recommends "
                          f"{LATEX_PACKAGES}` (scripts/setup.sh does this as root)")
-    pdf = tex.with_suffix(".pdf")
-    done = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-cd", str(tex)],
-                          capture_output=True, text=True)
-    if done.returncode != 0 or not pdf.is_file():
-        log = tex.with_suffix(".log")
+    build = tex.parent / BUILD_DIR
+    built, pdf = build / tex.with_suffix(".pdf").name, tex.with_suffix(".pdf")
+    built.unlink(missing_ok=True)
+    done = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-cd",
+                           f"-outdir={BUILD_DIR}", str(tex)], capture_output=True, text=True)
+    if done.returncode != 0 or not built.is_file():
+        log = build / tex.with_suffix(".log").name
         tail = "\n".join(done.stdout.splitlines()[-25:])
         raise VJepaError(f"latexmk failed on {tex} (see {log}):\n{tail}")
+    os.replace(built, pdf)
     return pdf
