@@ -32,7 +32,10 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
     train(cfg, digits_dir, tmp_path / "straight", progress=False)
     reference = checkpoint.load(tmp_path / "straight" / "checkpoint.pt")
 
-    # Ctrl-C during step 5: the loop saves step 4 to resume.pt and re-raises.
+    # Ctrl-C during step 5: the loop finishes that step, saves step 5 to resume.pt and stops.
+    import os
+    import signal
+
     import vjepa.train as train_module
 
     calls = {"n": 0}
@@ -41,7 +44,7 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
     def interrupt_on_fifth(*a, **k):
         calls["n"] += 1
         if calls["n"] == 5:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return real(*a, **k)
 
     monkeypatch.setattr(train_module, "crop_params", interrupt_on_fifth)
@@ -49,7 +52,8 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
         train(cfg, digits_dir, tmp_path / "resumed", progress=False)
     monkeypatch.setattr(train_module, "crop_params", real)
     saved = checkpoint.load(tmp_path / "resumed" / "resume.pt")
-    assert saved["step"] == 4 and not (tmp_path / "resumed" / "checkpoint.pt").exists()
+    assert saved["step"] == 5 and not (tmp_path / "resumed" / "checkpoint.pt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
 
     result = train(cfg, digits_dir, tmp_path / "resumed", progress=False)
     assert result["resumed"] and result["step"] == 6

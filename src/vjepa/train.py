@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -140,6 +142,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                dynamic_ncols=True, mininterval=progress_interval())
     t_last, n_last = time.perf_counter(), step
     model.train()
+    stop = StopRequest().install()
     try:
         while step < t.steps:
             lr = lr_at(step, t.steps, t.warmup_steps, t.lr, t.min_lr)
@@ -184,11 +187,12 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             if step % t.ckpt_every == 0 and step < t.steps:
                 checkpoint.save(resume_path, state_dict())
             bar.update(1)
-    except KeyboardInterrupt:
-        checkpoint.save(resume_path, state_dict())
-        bar.write(f"interrupted: saved step {step} to {resume_path}; rerun the same command to resume")
-        raise
+            if stop.requested:  # at a step boundary: weights, logs and curves agree
+                checkpoint.save(resume_path, state_dict())
+                bar.write(f"interrupted: saved step {step} to {resume_path}; rerun the same command to resume")
+                raise KeyboardInterrupt
     finally:
+        stop.restore()
         bar.close()
         writer.close()
 
@@ -196,6 +200,33 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     write_curves(out_dir, curve, history)
     resume_path.unlink(missing_ok=True)
     return {"step": step, "resumed": start_state is not None, "history": history}
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) and SIGTERM (schedulers, `kill`) ask the training loop to stop at the end of
+    the current step, where it saves a checkpoint whose weights, curves and logs agree; a second
+    signal stops at once (the last periodic checkpoint remains)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self._previous: dict = {}
+
+    def install(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
 
 def make_optimizer(model: JEPA, weight_decay: float, lr: float, device: torch.device) -> torch.optim.AdamW:
