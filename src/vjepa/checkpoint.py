@@ -10,7 +10,7 @@ from .errors import CheckpointError
 from .io import atomic_path
 
 FORMAT = "vjepa-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: model.predictor_pass and train.compile in the stored config
 
 
 def save(path: str | Path, state: dict) -> None:
@@ -50,9 +50,57 @@ def build_model(state: dict, *, random_init: bool = False):
     seeded initial weights the run started from (training seeds with the same seed before building)."""
     from .jepa import JEPA
 
-    cfg = config_from_dict(state["config"])
+    try:
+        cfg = config_from_dict(state["config"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"the checkpoint's stored config does not fit this vjepa ({type(e).__name__}: {e}); "
+                              "retrain") from None
     torch.manual_seed(cfg.seed)
     model = JEPA(cfg)
     if not random_init:
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"the checkpoint's weights do not fit the model of its own config ({first}); "
+                                  "the file is damaged or was edited: retrain") from None
     return cfg, model
+
+
+# What shapes the network: a checkpoint is usable for a run only where these agree with its params.
+ARCHITECTURE = ("head_name", "data.image_size", "model", "head")
+
+
+def load_model(path: str | Path, expect: Config | None = None, *, random_init: bool = False):
+    """(state, Config, JEPA) from a checkpoint file. With `expect`, refuse a checkpoint whose head or
+    architecture differs from it (e.g. another head's file, or params changed since training)."""
+    state = load(path)
+    if expect is not None:
+        mismatch = _differences(state.get("config", {}), expect.to_dict())
+        if mismatch:
+            raise CheckpointError(f"checkpoint '{path}' does not match the params: {'; '.join(mismatch[:4])}; "
+                                  f"retrain with `vjepa train --head {expect.head_name}`")
+    return (state, *build_model(state, random_init=random_init))
+
+
+def _differences(stored: dict, wanted: dict) -> list[str]:
+    out = []
+    for key in ARCHITECTURE:
+        a, b = _get(stored, key), _get(wanted, key)
+        if isinstance(b, dict):
+            a = a if isinstance(a, dict) else {}
+            out += [f"{key}.{k} is {a.get(k)!r} in the checkpoint, {v!r} in params"
+                    for k, v in b.items() if _plain(a.get(k)) != _plain(v)]
+        elif _plain(a) != _plain(b):
+            out.append(f"{key} is {a!r} in the checkpoint, {b!r} in params")
+    return out
+
+
+def _get(d: dict, dotted: str):
+    for k in dotted.split("."):
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def _plain(v):
+    return list(v) if isinstance(v, tuple) else v

@@ -64,11 +64,11 @@ def cmd_train(args) -> None:
 def cmd_embed(args) -> None:
     from .embed import embed
 
-    _params(args)  # refuse bad params before any work, as every stage does
+    cfg = resolve(_params(args), args.head)  # refuse bad params before any work, as every stage does
     out_dir = _head_dir(args)
     out = Path(args.out) if args.out else out_dir / ("embeddings_init.npz" if args.random_init else "embeddings.npz")
     info = embed(out_dir / "checkpoint.pt", args.data_dir, out, random_init=args.random_init,
-                 progress=not args.quiet)
+                 progress=not args.quiet, expect=cfg)
     print(f"embedded {info['n_train']} train + {info['n_val']} val images ({info['dim']}-d) -> {out}")
 
 
@@ -110,7 +110,7 @@ def cmd_samples(args) -> None:
     out = _head_dir(args) / "samples.npz"
     info = draw_samples(_head_dir(args) / "checkpoint.pt", args.data_dir, out,
                         num_samples=params["figures"]["num_samples"], batch_images=params["figures"]["batch_images"],
-                        seed=params["seed"])
+                        seed=params["seed"], expect=resolve(params, args.head))
     print(f"{args.head}: {info['token_draws']} draws of one token, {info['tokens']} batch tokens -> {out}")
 
 

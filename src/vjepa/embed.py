@@ -40,10 +40,10 @@ def extract_features(encoder, images: torch.Tensor, mean, std, image_size: int, 
 
 
 def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: str = "auto",
-          progress: bool = True) -> dict:
-    """Write train/val features of a checkpoint's student encoder (or of its random init) to `out_path`."""
-    state = checkpoint.load(ckpt_path)
-    cfg, model = checkpoint.build_model(state, random_init=random_init)
+          progress: bool = True, expect=None) -> dict:
+    """Write train/val features of a checkpoint's student encoder (or of its random init) to `out_path`.
+    With `expect` (a Config), a checkpoint of another head or architecture is refused."""
+    state, cfg, model = checkpoint.load_model(ckpt_path, expect, random_init=random_init)
     dev = pick_device(device)
     configure(dev)
     data_dir = Path(data_dir)

@@ -61,7 +61,7 @@ def _head_metrics(checkpoint_path, data_dir: Path, cfg: Config) -> dict:
     from .head_metrics import head_metrics
     from .runtime import pick_device
 
-    _, model = checkpoint.build_model(checkpoint.load(checkpoint_path))
+    _, _, model = checkpoint.load_model(checkpoint_path, cfg)
     model.to(pick_device(cfg.train.device))
     images, _ = load_split(data_dir / "processed" / "val.npz")
     return head_metrics(model, images, load_stats(data_dir / "stats.json"), cfg)

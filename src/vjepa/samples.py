@@ -24,9 +24,8 @@ DRAW_CHUNK = 512  # draws of the one token per call (bounds memory for iterative
 
 @torch.no_grad()
 def draw_samples(ckpt_path, data_dir, out_path, *, num_samples: int, batch_images: int,
-                 device: str = "auto", seed: int = 0) -> dict:
-    state = checkpoint.load(ckpt_path)
-    cfg, model = checkpoint.build_model(state)
+                 device: str = "auto", seed: int = 0, expect=None) -> dict:
+    state, cfg, model = checkpoint.load_model(ckpt_path, expect)
     model.to(pick_device(device)).eval()
     data_dir = Path(data_dir)
     images, _ = load_split(data_dir / "processed" / "val.npz")
