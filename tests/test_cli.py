@@ -71,7 +71,7 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert (out / "checkpoint.pt").is_file() and not (out / "resume.pt").exists()
     curve = (out / "train_curve.csv").read_text().splitlines()
     assert curve[0].startswith("step,lr,loss,") and [r.split(",")[0] for r in curve[1:]] == ["2", "4", "6"]
-    assert (out / "knn_curve.csv").read_text().splitlines()[0] == "step,knn_top1,sample_cosine,sample_mse,val_loss"
+    assert (out / "knn_curve.csv").read_text().splitlines()[0] == "step,knn_top1,feature_std,sample_cosine,sample_mse,val_loss"
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert main(["embed", "--head", "deterministic", *common]) == 0
     assert main(["evaluate", "--head", "deterministic", *common]) == 0
@@ -83,6 +83,7 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert m["knn"]["k"] == 20 and m["knn"]["temperature"] == 0.07
     assert m["n_train"] == 1437 and m["n_val"] == 360 and m["step"] == 6 and m["seed"] == 0
     assert m["versions"]["torch"].startswith("2.13")
+    assert m["training_warnings"] == [] and m["skipped_steps"] == []
     hm = m["head_metrics"]
     assert -1.0 <= hm["point_cosine"] <= 1.0 and hm["sample_ms_per_token"] > 0
     assert hm["nll_per_dim"] is None and "no exact density" in hm["nll_note"]

@@ -93,6 +93,9 @@ class TrainConfig:
     eval_every: int
     ckpt_every: int
     compile: bool
+    nonfinite: str
+    collapse_std: float
+    collapse_patience: int
 
 
 @dataclass(frozen=True)

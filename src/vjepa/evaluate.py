@@ -50,18 +50,21 @@ def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
         "versions": versions(),
     }
     if checkpoint_path is not None:
-        metrics["head_metrics"] = _head_metrics(checkpoint_path, Path(data_dir), cfg)
+        metrics.update(_from_checkpoint(checkpoint_path, Path(data_dir), cfg))
     write_json(out_path, metrics)
     return metrics
 
 
-def _head_metrics(checkpoint_path, data_dir: Path, cfg: Config) -> dict:
+def _from_checkpoint(checkpoint_path, data_dir: Path, cfg: Config) -> dict:
+    """The head's held-out metrics, and what training reported: warnings (e.g. collapse) and
+    steps skipped as non-finite."""
     from . import checkpoint
     from .data import load_split, load_stats
     from .head_metrics import head_metrics
     from .runtime import pick_device
 
-    _, _, model = checkpoint.load_model(checkpoint_path, cfg)
+    state, _, model = checkpoint.load_model(checkpoint_path, cfg)
     model.to(pick_device(cfg.train.device))
     images, _ = load_split(data_dir / "processed" / "val.npz")
-    return head_metrics(model, images, load_stats(data_dir / "stats.json"), cfg)
+    return {"head_metrics": head_metrics(model, images, load_stats(data_dir / "stats.json"), cfg),
+            "training_warnings": state.get("warnings", []), "skipped_steps": state.get("skipped_steps", [])}

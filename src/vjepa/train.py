@@ -36,6 +36,7 @@ from .runtime import autocast, configure, pick_device, progress_interval, seed_e
 
 
 HELD_OUT_IMAGES = 64  # validation images whose targets score the head at each evaluation
+MAX_CONSECUTIVE_SKIPS = 10  # with train.nonfinite: skip, this many bad steps in a row still stop the run
 
 
 class NonFiniteLoss(VJepaError):
@@ -115,16 +116,48 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     curve = list(start_state.get("curve", [])) if start_state else []  # logged training scalars
     mean, std, size = stats["mean"], stats["std"], cfg.data.image_size
 
+    skip = t.nonfinite == "skip"
+    skipped = list(start_state.get("skipped_steps", [])) if start_state else []  # steps dropped as non-finite
+    warnings = list(start_state.get("warnings", [])) if start_state else []  # also written to metrics.json
+
     def state_dict() -> dict:
         return {"head": cfg.head_name, "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "stats": stats, "history": history, "curve": curve}
+                "optimizer": opt.state_dict(), "stats": stats, "history": history, "curve": curve,
+                "skipped_steps": skipped, "warnings": warnings}
 
-    def evaluate_knn() -> float:
+    def flush() -> dict[str, float]:
+        """Buffered scalars to TensorBoard (one host sync); stop at the first non-finite one, naming its
+        step and terms, before anything is saved from the spoilt weights."""
+        if not pending:
+            return {}
+        values, bad = _flush(writer, pending)
+        pending.clear()
+        if bad:
+            bad_step, terms = bad
+            last = checkpoint.load(resume_path)["step"] if resume_path.is_file() else None
+            kept = f"the last good checkpoint (step {last}) is {resume_path}" if last is not None else \
+                "no checkpoint was saved before it"
+            raise NonFiniteLoss(f"non-finite {', '.join(terms)} at step {bad_step}; training stopped and {kept}; "
+                                "lower train.lr, check the data, or set train.nonfinite: skip")
+        return values
+
+    def evaluate_knn() -> tuple[float, float]:
+        """(val kNN top-1, mean per-dimension std of the pooled train features)."""
         tr = extract_features(model.encoder, images, mean, std, size, cfg.eval.batch_size)
         va = extract_features(model.encoder, val_images, mean, std, size, cfg.eval.batch_size)
         acc = knn_accuracy(tr, train_labels, va, val_labels, k=cfg.eval.knn_k,
                            temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
-        return acc["top1"]
+        return acc["top1"], float(tr.std(0).mean())
+
+    def check_collapse() -> None:
+        recent = [h.get("feature_std", math.inf) for h in history[-t.collapse_patience:]]
+        if len(recent) == t.collapse_patience and max(recent) < t.collapse_std:
+            message = (f"representation collapse: the pooled features' per-dimension std stayed below "
+                       f"train.collapse_std = {t.collapse_std} for {t.collapse_patience} evaluations "
+                       f"(step {step}: {recent[-1]:.2e})")
+            if not any(w.startswith("representation collapse") for w in warnings):
+                warnings.append(message)
+            bar.write(f"warning: {message}")
 
     def evaluate_held_out() -> dict[str, float]:
         """The head's loss and one draw per target token on a few validation images (fixed masks)."""
@@ -154,13 +187,21 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             torch.manual_seed(step_seed + 1)
             x, masks = make_batch(images, stream.indices(step), cfg, stats, sampler, gen)
             loss, diag, context, cond, grad_norm = training_step(forward, model, opt, x, masks, momentum,
-                                                                 t.grad_clip)
+                                                                 t.grad_clip, skip_nonfinite=skip)
             step += 1
-            pending.append((step, lr, momentum, {"loss": loss.detach(), "grad_norm": grad_norm, **diag}))
+            scalars = {"loss": loss.detach(), "grad_norm": grad_norm, **diag}
+            bad = _nonfinite(scalars) if skip else []  # skip mode syncs every step anyway
+            if bad:
+                skipped.append(step)
+                bar.write(f"step {step}: non-finite {', '.join(bad)}; step skipped (train.nonfinite: skip)")
+                if skipped[-MAX_CONSECUTIVE_SKIPS:] == list(range(step - MAX_CONSECUTIVE_SKIPS + 1, step + 1)):
+                    raise NonFiniteLoss(f"{MAX_CONSECUTIVE_SKIPS} steps in a row were non-finite (up to step {step}); "
+                                        "lower train.lr or check the data")
+            else:
+                pending.append((step, lr, momentum, scalars))
 
-            if step % t.log_every == 0 or step == t.steps:
-                values = _flush(writer, pending)
-                pending.clear()
+            if not bad and (step % t.log_every == 0 or step == t.steps):
+                values = flush()
                 curve.append({"step": step, "lr": lr, **values})
                 flat = context.reshape(-1, context.shape[-1]).float()
                 writer.add_scalar("embed/std", flat.std(0).mean().item(), step)
@@ -168,26 +209,26 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                 if hasattr(model.head, "histograms"):  # e.g. the MDN's sigma and mixture weights
                     for name, hist in model.head.histograms(cond).items():
                         writer.add_histogram(f"head/{name}", hist.float().cpu(), step)
-                if not math.isfinite(values["loss"]):
-                    raise NonFiniteLoss(f"training loss became {values['loss']} at step {step} "
-                                        f"(terms: {values}); lower train.lr or check the data")
                 now = time.perf_counter()
                 rate = (step - n_last) * t.batch_size / max(now - t_last, 1e-9)
                 t_last, n_last = now, step
                 writer.add_scalar("train/images_per_s", rate, step)
                 bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
             if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
-                top1 = evaluate_knn()
+                top1, feature_std = evaluate_knn()
                 held_out = evaluate_held_out()
-                history.append({"step": step, "knn_top1": top1, **held_out})
+                history.append({"step": step, "knn_top1": top1, "feature_std": feature_std, **held_out})
+                check_collapse()
                 writer.add_scalar("val/knn_top1", top1, step)
                 for name, value in held_out.items():
                     writer.add_scalar(f"val/{name.removeprefix('val_')}", value, step)
                 bar.write(f"step {step}: val kNN top-1 {top1:.4f}")
             if step % t.ckpt_every == 0 and step < t.steps:
+                flush()  # never save weights that a non-finite step has already spoilt
                 checkpoint.save(resume_path, state_dict())
             bar.update(1)
             if stop.requested:  # at a step boundary: weights, logs and curves agree
+                flush()
                 checkpoint.save(resume_path, state_dict())
                 bar.write(f"interrupted: saved step {step} to {resume_path}; rerun the same command to resume")
                 raise KeyboardInterrupt
@@ -196,7 +237,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
         bar.close()
         writer.close()
 
-    checkpoint.save(final_path, state_dict())
+    checkpoint.save(final_path, state_dict())  # the loop flushed at the last step
     write_curves(out_dir, curve, history)
     resume_path.unlink(missing_ok=True)
     return {"step": step, "resumed": start_state is not None, "history": history}
@@ -251,14 +292,20 @@ def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict
     return x, masks
 
 
-def training_step(forward, model: JEPA, opt, x: torch.Tensor, masks: Masks, momentum: float, grad_clip: float):
+def training_step(forward, model: JEPA, opt, x: torch.Tensor, masks: Masks, momentum: float, grad_clip: float,
+                  skip_nonfinite: bool = False):
     """Forward (through `forward`: the model or its compiled version), backward, clip, AdamW, EMA.
-    Returns device tensors only (no host sync): loss, diagnostics, context tokens, cond, grad norm."""
+    Returns device tensors only: loss, diagnostics, context tokens, cond, grad norm. With
+    `skip_nonfinite`, a non-finite loss or gradient leaves weights, optimiser and teacher untouched
+    (this costs one host sync per step)."""
     with autocast(x.device):
         loss, diag, context, cond = forward(x, masks)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if skip_nonfinite and not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)):
+        opt.zero_grad(set_to_none=True)
+        return loss, diag, context, cond, grad_norm
     opt.step()
     model.update_teacher(momentum)
     return loss, diag, context, cond, grad_norm
@@ -275,16 +322,25 @@ def write_curves(out_dir: Path, curve: list[dict], history: list[dict]) -> None:
             w.writerows(rows)
 
 
-def _flush(writer, pending) -> dict[str, float]:
-    """Write buffered per-step scalars with a single device→host copy; return the last step's values."""
+def _flush(writer, pending) -> tuple[dict[str, float], tuple[int, list[str]] | None]:
+    """Write buffered per-step scalars with a single device→host copy. Returns the last step's values
+    and, if any value is non-finite, (the first such step, the names of its non-finite terms)."""
     keys = list(pending[-1][3])
     stacked = torch.stack([torch.stack([s[3][k].float() for k in keys]) for s in pending]).cpu().numpy()
+    finite = np.isfinite(stacked)
+    if not finite.all():
+        i = int(np.argmin(finite.all(axis=1)))
+        return {}, (pending[i][0], [k for k, ok in zip(keys, finite[i]) if not ok])
     for (step, lr, momentum, _), row in zip(pending, stacked):
         writer.add_scalar("train/lr", lr, step)
         writer.add_scalar("train/ema_momentum", momentum, step)
         for k, v in zip(keys, row):
             writer.add_scalar(f"train/{k}", float(v), step)
-    return {k: float(v) for k, v in zip(keys, stacked[-1])}
+    return {k: float(v) for k, v in zip(keys, stacked[-1])}, None
+
+
+def _nonfinite(scalars: dict[str, torch.Tensor]) -> list[str]:
+    return [k for k, v in scalars.items() if not torch.isfinite(v.float()).all()]
 
 
 def _resumable(resume_path: Path, final_path: Path, cfg: Config, fresh: bool) -> dict | None:
