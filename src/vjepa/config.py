@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -19,6 +20,7 @@ import yaml
 from .errors import ConfigError
 
 OVERRIDABLE = ("model", "mask", "augment", "train")
+DIGITS_IMAGES = 1797  # scikit-learn's bundled digits; the split keeps ceil(n * val_fraction) for validation
 
 
 class ParamsLoader(yaml.SafeLoader):
@@ -213,6 +215,11 @@ def _check_ranges(cfg: Config, source: str) -> None:
     if cfg.mask.min_context >= grid:
         bad(f"mask.min_context = {cfg.mask.min_context} must be smaller than the {grid} patches of the grid")
     t = cfg.train
+    if d.source == "digits":  # the only source whose size is known before it is prepared
+        n_train = DIGITS_IMAGES - math.ceil(DIGITS_IMAGES * d.val_fraction)
+        if t.batch_size > n_train:
+            bad(f"train.batch_size = {t.batch_size} is larger than the {n_train} digits training images "
+                f"(data.val_fraction = {d.val_fraction}); lower it to at most {n_train}")
     if t.min_lr > t.lr:
         bad(f"train.min_lr = {t.min_lr} is larger than train.lr = {t.lr}")
     if t.ema_start > t.ema_end:

@@ -1,0 +1,63 @@
+"""Bad params are refused before any job runs, with one line naming the key, its value and what is
+allowed: through the `vjepa` command line and through `snakemake -n` on the real pipeline."""
+import copy
+
+import pytest
+import yaml
+
+from vjepa.cli import main
+from vjepa.config import set_dotted
+
+from conftest import ROOT, write_params
+
+CASES = [  # (key, bad value, what the message must say)
+    ("train.lr", -0.001, r"train.lr = -0.001 is out of range; allowed range (0, 1]"),
+    ("head.mdn.num_components", 0, "head.mdn.num_components = 0 is out of range; allowed range [1, 64]"),
+    ("mask.target_scale", [0.0, 0.2], "mask.target_scale.0 = 0.0 is out of range; allowed range (0, 1]"),
+    ("mask.context_scale", [0.85, 1.5], "mask.context_scale.1 = 1.5 is out of range; allowed range (0, 1]"),
+    ("mask.num_targets", 8, "covers the whole grid"),
+    ("train.batch_size", 5000, "train.batch_size = 5000 is larger than the 1437 digits training images"),
+    ("train.colour", 3, "unknown key 'colour' in 'train'"),
+    ("train.steps", "many", "train.steps = 'many' has the wrong type; expected integer"),
+    ("data.source", "mnist", "data.source = 'mnist' is not allowed; choose one of: digits, tiny-imagenet"),
+    ("model.patch_size", 5, "data.image_size = 32 is not divisible by model.patch_size = 5"),
+    ("model.num_heads", 3, "model.embed_dim = 64 is not divisible by model.num_heads = 3"),
+    ("train.ema_start", 1.5, "train.ema_start = 1.5 is out of range; allowed range [0, 1]"),
+    ("head.rnade.hidden_dim", 10, "head.rnade.hidden_dim = 10 must be at least model.embed_dim - 1 = 63"),
+    ("heads", ["deterministic", "gan"], "heads.1 = 'gan' is not allowed"),
+    ("train.weight_decay", -1, "train.weight_decay = -1 is out of range"),
+    ("eval.knn_k", 0, "eval.knn_k = 0 is out of range; allowed range [1, inf)"),
+    ("train.warmup_steps", 5000, "train.warmup_steps = 5000 must be smaller than train.steps"),
+    ("data.val_fraction", 1.0, "data.val_fraction = 1.0 is out of range; allowed range (0, 1)"),
+    ("train.nonfinite", "ignore", "train.nonfinite = 'ignore' is not allowed; choose one of: stop, skip"),
+    ("model.predictor_pass", "both", "model.predictor_pass = 'both' is not allowed"),
+]
+
+
+def bad_params(key, value) -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    set_dotted(params, key, copy.deepcopy(value))
+    return params
+
+
+@pytest.mark.parametrize("key, value, expected", CASES, ids=[c[0] for c in CASES])
+def test_command_line_refuses(tmp_path, capsys, key, value, expected):
+    f = write_params(tmp_path / "params.yaml", bad_params(key, value))
+    assert main(["check-params", "--params", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vjepa: error: ") and expected in err and len(err.strip().splitlines()) == 1
+    # A stage refuses the same file before doing anything.
+    assert main(["prepare", "--params", str(f), "--data-dir", str(tmp_path / "data")]) == 2
+    assert not (tmp_path / "data").exists()
+
+
+def test_snakemake_refuses_each_before_any_job(tmp_path):
+    from test_pipeline import project_copy, run
+
+    root = project_copy(tmp_path / "p", profile=None)
+    for key, value, expected in CASES:
+        write_params(root / "params.yaml", bad_params(key, value))
+        done = run(["snakemake", "-n", "report"], root, check=False)
+        out = done.stdout + done.stderr
+        assert done.returncode != 0 and expected in out, (key, out[-1500:])
+        assert "Job stats" not in out and not (root / "data").exists()
