@@ -438,3 +438,12 @@ def test_load_stats_errors(tmp_path):
     bad.write_text(json.dumps({"mean": [0.5] * 3, "std": [0.2, 0.0, 0.2]}))
     with pytest.raises(DataError, match="std"):
         data.load_stats(bad)
+
+
+def test_stats_of_other_data_are_refused(tmp_path):
+    data.prepare("digits", tmp_path / "processed", image_size=8, num_classes=10, path=None, **SPLIT)
+    data.compute_stats(tmp_path / "processed" / "train.npz", tmp_path / "stats.json")
+    assert data.load_data_stats(tmp_path)["n_images"] == 1437
+    data.prepare("digits", tmp_path / "processed", image_size=8, num_classes=5, path=None, **SPLIT)
+    with pytest.raises(DataError, match="computed from another .*train.npz.* run `vjepa stats` again"):
+        data.load_data_stats(tmp_path)

@@ -430,8 +430,15 @@ def _channel_mean_std(images: np.ndarray, idx: np.ndarray,
     return [float(m) for m in mean], [float(s) for s in np.sqrt(var)]
 
 
-def load_stats(json_path: str | os.PathLike) -> dict:
-    """Read stats written by `compute_stats`; mean/std are 3 finite floats, std > 0."""
+def load_data_stats(data_dir: str | os.PathLike) -> dict:
+    """data_dir/stats.json, checked to be the stats of data_dir/processed/train.npz as it is now."""
+    data_dir = Path(data_dir)
+    return load_stats(data_dir / "stats.json", train_npz=data_dir / "processed" / "train.npz")
+
+
+def load_stats(json_path: str | os.PathLike, train_npz: str | os.PathLike | None = None) -> dict:
+    """Read stats written by `compute_stats`; mean/std are 3 finite floats, std > 0. With `train_npz`,
+    refuse stats that were computed from another version of that file."""
     path = Path(json_path)
     if not path.is_file():
         raise DataError(f"normalisation stats file {path} does not exist; run `vjepa stats` first")
@@ -444,6 +451,9 @@ def load_stats(json_path: str | os.PathLike) -> dict:
     if problem:
         raise DataError(f"normalisation stats file {path} is malformed: {problem}; "
                         "delete it and run `vjepa stats` again")
+    if train_npz is not None and Path(train_npz).is_file() and stats.get("train_sha256") != file_digest(train_npz, "sha256"):
+        raise DataError(f"normalisation stats file {path} was computed from another {train_npz} than the one "
+                        "there now (the data was prepared again); run `vjepa stats` again")
     return stats
 
 

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint
 from .augment import resize
-from .data import load_split, load_stats
+from .data import load_data_stats, load_split
 from .io import write_npz
 from .runtime import autocast, configure, pick_device, progress_interval
 
@@ -47,7 +47,7 @@ def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: s
     dev = pick_device(device)
     configure(dev)
     data_dir = Path(data_dir)
-    stats = load_stats(data_dir / "stats.json")
+    stats = load_data_stats(data_dir)
     encoder = model.encoder.to(dev)
     arrays = {}
     for split in ("train", "val"):

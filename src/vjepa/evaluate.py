@@ -59,12 +59,12 @@ def _from_checkpoint(checkpoint_path, data_dir: Path, cfg: Config) -> dict:
     """The head's held-out metrics, and what training reported: warnings (e.g. collapse) and
     steps skipped as non-finite."""
     from . import checkpoint
-    from .data import load_split, load_stats
+    from .data import load_data_stats, load_split
     from .head_metrics import head_metrics
     from .runtime import pick_device
 
     state, _, model = checkpoint.load_model(checkpoint_path, cfg)
     model.to(pick_device(cfg.train.device))
     images, _ = load_split(data_dir / "processed" / "val.npz")
-    return {"head_metrics": head_metrics(model, images, load_stats(data_dir / "stats.json"), cfg),
+    return {"head_metrics": head_metrics(model, images, load_data_stats(data_dir), cfg),
             "training_warnings": state.get("warnings", []), "skipped_steps": state.get("skipped_steps", [])}

@@ -11,7 +11,7 @@ import torch
 
 from .augment import resize
 from .config import Config
-from .data import load_split, load_stats
+from .data import load_data_stats, load_split
 from .embed import extract_features, images_to_tensor
 from .io import write_json
 from .knn import knn_accuracy
@@ -23,7 +23,7 @@ def reference(cfg: Config, data_dir: str | Path, out_path: str | Path) -> dict:
     """Write {raw_pixels, random_init}: kNN top-1/top-5 of each, to `out_path` and return it."""
     data_dir = Path(data_dir)
     device = pick_device(cfg.train.device)
-    stats = load_stats(data_dir / "stats.json")
+    stats = load_data_stats(data_dir)
     splits = {s: load_split(data_dir / "processed" / f"{s}.npz") for s in ("train", "val")}
     images = {s: images_to_tensor(x, device) for s, (x, _) in splits.items()}
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .data import load_split, load_stats
+from .data import load_data_stats, load_split
 from .head_metrics import held_out_batches
 from .heads.mdn import MDNHead
 from .io import write_npz
@@ -29,7 +29,7 @@ def draw_samples(ckpt_path, data_dir, out_path, *, num_samples: int, batch_image
     model.to(pick_device(device)).eval()
     data_dir = Path(data_dir)
     images, _ = load_split(data_dir / "processed" / "val.npz")
-    cond, target = next(held_out_batches(model, images[:batch_images], load_stats(data_dir / "stats.json"), cfg,
+    cond, target = next(held_out_batches(model, images[:batch_images], load_data_stats(data_dir), cfg,
                                          batch_size=batch_images))
     torch.manual_seed(seed)
     head = model.head

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import checkpoint
 from .augment import apply_crops, crop_params
 from .config import Config
-from .data import load_split, load_stats
+from .data import load_data_stats, load_split
 from .embed import extract_features, images_to_tensor
 from .errors import ConfigError, VJepaError
 from .io import atomic_path
@@ -82,7 +82,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
 
     images_np, train_labels = load_split(data_dir / "processed" / "train.npz")
     val_np, val_labels = load_split(data_dir / "processed" / "val.npz")
-    stats = load_stats(data_dir / "stats.json")
+    stats = load_data_stats(data_dir)
     if t.batch_size > len(images_np):
         raise ConfigError(f"train.batch_size = {t.batch_size} is larger than the {len(images_np)} training "
                           f"images; lower it to at most {len(images_np)}")
