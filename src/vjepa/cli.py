@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .config import load_params, parse_yaml, resolve, set_dotted, validate
 from .errors import VJepaError
+from .io import exclusive_use
 
 
 def _params(args) -> dict:
@@ -55,7 +56,8 @@ def cmd_train(args) -> None:
 
     cfg = resolve(_params(args), args.head)
     out = _head_dir(args)
-    result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet)
+    with exclusive_use(out, f"`vjepa train --head {args.head}`"):
+        result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet)
     last = result["history"][-1]["knn_top1"] if result["history"] else None
     print(f"trained {args.head} to step {result['step']} -> {out / 'checkpoint.pt'}"
           + (f" (val kNN top-1 {last:.4f})" if last is not None else ""))

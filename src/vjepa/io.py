@@ -1,4 +1,4 @@
-"""File I/O shared by the stages: atomic output and content digests.
+"""File I/O shared by the stages: atomic output, content digests, and exclusive use of an output folder.
 
 Outputs are written to a temporary file beside the target, then renamed, so a killed
 stage never leaves a truncated file at the final path.
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from .errors import VJepaError
 
 
 @contextmanager
@@ -31,6 +33,38 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def exclusive_use(folder: str | os.PathLike, what: str) -> Iterator[None]:
+    """Fail at once, naming the holder, if another process is using `folder` for `what`.
+
+    An advisory lock (flock) on a file in the system's temp folder, named after the folder's
+    absolute path (a lock file inside it would change what the pipeline tools hash). It is
+    released when the process ends, however it ends.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    key = hashlib.sha1(str(Path(folder).resolve()).encode()).hexdigest()[:16]
+    lock = open(Path(tempfile.gettempdir()) / f"vjepa-{key}.lock", "a+")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise VJepaError(f"{folder} is in use: {holder} is running {what} there; wait for it to finish "
+                             "or stop it, then rerun") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"process {os.getpid()}")
+        lock.flush()
+        yield
+    finally:
+        lock.close()
 
 
 def _umask() -> int:
