@@ -7,6 +7,7 @@ from pathlib import Path
 from .config import resolve
 from .errors import DataError
 from .io import atomic_path, write_json
+from .runtime import versions
 
 DISPLAY_NAMES = {
     "deterministic": "Deterministic (I-JEPA)",
@@ -44,7 +45,7 @@ def summarize(params: dict, results_dir: str | Path, out_json: str | Path, out_t
     ref = _read(results_dir / "reference" / "metrics.json", "run `vjepa reference` first")
     summary = {"data": params["data"]["source"], "heads": rows,
                "reference": {"raw_pixels": ref["raw_pixels"], "random_init": ref["random_init"]},
-               "n_train": ref["n_train"], "n_val": ref["n_val"]}
+               "n_train": ref["n_train"], "n_val": ref["n_val"], "seed": params["seed"], "versions": versions()}
     write_json(out_json, summary)
     for path, text in ((out_tex, table_tex(summary)), (out_numbers, numbers_tex(summary))):
         with atomic_path(path) as tmp:

@@ -1,0 +1,39 @@
+"""Same params and seed → the same weights and metrics on CPU; every metrics file records seed and versions."""
+import json
+
+import torch
+
+from vjepa import checkpoint
+from vjepa.cli import main
+
+from conftest import tiny, write_params
+
+TIMINGS = {"sample_ms_per_token"}  # wall-clock measurements, the only values allowed to differ
+
+
+def without_timings(m):
+    if isinstance(m, dict):
+        return {k: without_timings(v) for k, v in m.items() if k not in TIMINGS}
+    return m
+
+
+def test_two_runs_give_identical_results(tmp_path, params):
+    p = tiny(params)
+    p["heads"] = ["mdn"]  # draws noise in its held-out metrics too
+    f = write_params(tmp_path / "params.yaml", p)
+    runs = []
+    for name in ("a", "b"):
+        common = ["--params", str(f), "--data-dir", str(tmp_path / name / "data"),
+                  "--results-dir", str(tmp_path / name / "results"), "--quiet"]
+        for cmd in (["prepare"], ["stats"], ["train", "--head", "mdn"], ["embed", "--head", "mdn"],
+                    ["evaluate", "--head", "mdn"], ["reference"], ["summarize", "--table", str(tmp_path / name / "t.tex"),
+                                                                   "--numbers", str(tmp_path / name / "n.tex")]):
+            assert main([*cmd, *common]) == 0
+        runs.append(tmp_path / name / "results")
+    a, b = (checkpoint.load(r / "heads" / "mdn" / "checkpoint.pt")["model"] for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for rel in ("heads/mdn/metrics.json", "reference/metrics.json", "metrics.json"):
+        ma, mb = (json.loads((r / rel).read_text()) for r in runs)
+        assert without_timings(ma) == without_timings(mb), rel
+        assert ma["seed"] == 0 and ma["versions"]["torch"] == torch.__version__, rel
+    assert (runs[0] / "heads/mdn/train_curve.csv").read_text() == (runs[1] / "heads/mdn/train_curve.csv").read_text()
