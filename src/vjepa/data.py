@@ -359,8 +359,9 @@ def _progress(items: Iterable[Any], total: int, desc: str) -> Iterable[Any]:
 # --------------------------------------------------------------------------- prepared files
 
 
-def load_split(npz_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Load (images uint8 N x H x W x 3, labels int64 N) from a prepared file."""
+def load_split(npz_path: str | os.PathLike, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Load (images uint8 N x H x W x 3, labels int64 N) from a prepared file; with `num_classes`,
+    every label must be a class index below it."""
     path = Path(npz_path)
     if not path.is_file():
         raise DataError(f"prepared data file {path} does not exist; run `vjepa prepare` first")
@@ -376,6 +377,9 @@ def load_split(npz_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"prepared data file {path} is unreadable or corrupt ({e}); "
                         "delete it and run `vjepa prepare` again") from e
     problem = _split_problem(images, labels)
+    if not problem and len(labels) and (labels.min() < 0 or (num_classes and labels.max() >= num_classes)):
+        problem = (f"labels range over {labels.min()}..{labels.max()}, outside the class indices 0.."
+                   f"{(num_classes or 1) - 1} of data.num_classes = {num_classes}")
     if problem:
         raise DataError(f"prepared data file {path} is malformed: {problem}; "
                         "delete it and run `vjepa prepare` again")

@@ -51,7 +51,7 @@ def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: s
     encoder = model.encoder.to(dev)
     arrays = {}
     for split in ("train", "val"):
-        images, labels = load_split(data_dir / "processed" / f"{split}.npz")
+        images, labels = load_split(data_dir / "processed" / f"{split}.npz", cfg.data.num_classes)
         x = images_to_tensor(images, dev)
         feats = extract_features(encoder, x, stats["mean"], stats["std"], cfg.data.image_size,
                                  cfg.eval.batch_size, progress=progress, desc=f"embed {split}")

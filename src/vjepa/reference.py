@@ -24,7 +24,7 @@ def reference(cfg: Config, data_dir: str | Path, out_path: str | Path) -> dict:
     data_dir = Path(data_dir)
     device = pick_device(cfg.train.device)
     stats = load_data_stats(data_dir)
-    splits = {s: load_split(data_dir / "processed" / f"{s}.npz") for s in ("train", "val")}
+    splits = {s: load_split(data_dir / "processed" / f"{s}.npz", cfg.data.num_classes) for s in ("train", "val")}
     images = {s: images_to_tensor(x, device) for s, (x, _) in splits.items()}
 
     def knn(features: dict[str, torch.Tensor]) -> dict[str, float]:

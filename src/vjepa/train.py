@@ -80,8 +80,8 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     device = pick_device(t.device)
     configure(device)
 
-    images_np, train_labels = load_split(data_dir / "processed" / "train.npz")
-    val_np, val_labels = load_split(data_dir / "processed" / "val.npz")
+    images_np, train_labels = load_split(data_dir / "processed" / "train.npz", cfg.data.num_classes)
+    val_np, val_labels = load_split(data_dir / "processed" / "val.npz", cfg.data.num_classes)
     stats = load_data_stats(data_dir)
     if t.batch_size > len(images_np):
         raise ConfigError(f"train.batch_size = {t.batch_size} is larger than the {len(images_np)} training "
