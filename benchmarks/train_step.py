@@ -168,7 +168,7 @@ def main() -> None:
     p.add_argument("--batches", nargs="+", type=int, default=[32, 128])
     p.add_argument("--heads", nargs="+", default=ALL_HEADS, choices=ALL_HEADS)
     p.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
-    p.add_argument("--naive-heads", nargs="+", default=["deterministic"], choices=ALL_HEADS,
+    p.add_argument("--naive-heads", nargs="*", default=["deterministic"], choices=ALL_HEADS,
                    help="heads whose naive reference step is timed too")
     p.add_argument("--compile", action="store_true", help="also time the deterministic head under torch.compile")
     p.add_argument("--out", help="also write the results as JSON here")

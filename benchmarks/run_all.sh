@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every speed benchmark in one go (about 40 minutes on a 2-core CPU); tables on the terminal,
+# JSON in logs/benchmarks/. Run on a quiet machine: the peak-FLOP/s measurement is noisy.
+#   bash benchmarks/run_all.sh            # CPU or the GPU torch finds
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+OUT=logs/benchmarks
+mkdir -p "$OUT"
+$PY benchmarks/train_step.py --out "$OUT/train_step.json"
+$PY benchmarks/train_step.py --sizes default --batches 128 --heads deterministic --naive-heads --compile \
+    --steps 5 --out "$OUT/train_step_compile.json"
+$PY benchmarks/data_path.py --out "$OUT/data_path.json"
+$PY benchmarks/knn.py --out "$OUT/knn.json"
+$PY benchmarks/heads.py --out "$OUT/heads.json"
+$PY benchmarks/predictor_pass.py --out "$OUT/predictor_pass.json"
+if $PY -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+    $PY benchmarks/gpu_check.py --out "$OUT/gpu_check.json"
+fi
