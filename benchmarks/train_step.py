@@ -198,6 +198,9 @@ def main() -> None:
                                             repeats=args.steps - 1)
                     rows[head]["naive_step_ms"] = 1e3 * nsec
                     rows[head]["speedup_vs_naive"] = nsec / sec
+                    with FlopCounterMode(display=False) as counter:
+                        bench.naive_step(100, opt)
+                    rows[head]["naive_gflop_per_step"] = counter.get_total_flops() / 1e9
                 if args.compile and head == "deterministic":
                     cbench = Bench(config(params, head), batch, device, compile=True)
                     t0 = time.perf_counter()
@@ -227,7 +230,8 @@ def print_table(size, batch, peak, rows) -> None:
         print(f"{head:14s} {r['step_ms']:8.1f} {r['images_per_s']:8.1f} {r['gflop_per_step']:7.2f} "
               f"{r['gflops']:8.1f} {r['mfu']:6.1%} {naive} {comp}")
         if "naive_relative_loss_gap" in r:
-            print(f"{'':14s} naive loss vs real (per-block predictor): relative gap {r['naive_relative_loss_gap']:.1e}")
+            print(f"{'':14s} naive loss vs real (per-block predictor): relative gap {r['naive_relative_loss_gap']:.1e}; "
+                  f"naive FLOPs {r['naive_gflop_per_step']:.2f} G ({r['naive_gflop_per_step'] / r['gflop_per_step']:.2f}x)")
     print(flush=True)
 
 
