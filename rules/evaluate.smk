@@ -72,6 +72,7 @@ rule summarize:
         summary="results/metrics.json",
         table="report/generated/table1.tex",
         numbers="report/generated/numbers.tex",
+        uncertainty="report/generated/uncertainty.tex",
     params:
         opt=PARAMS_OPT,
         values=stage_params("summarize"),

@@ -45,11 +45,11 @@ def test_flop_count_grows_with_the_batch():
 
 
 def test_knn_benchmark_rule_is_scikit_learns():
-    data = knn_bench.features(800, 200, 32, 10)
+    data = knn_bench.features(800, 200, 128, 10)
     ours = knn_bench.run_vjepa(data)[0]
     theirs = knn_bench.run_sklearn(data)[0]
     assert np.array_equal(ours, theirs)
-    assert 0.3 < (ours == data[3]).mean() < 1.0  # the vote is neither trivial nor random
+    assert 0.3 < (ours == data[3]).mean() < 0.9  # the vote is neither trivial nor random (chance: 0.1)
 
 
 @pytest.mark.parametrize("script, args", [

@@ -50,10 +50,22 @@ def test_batch_larger_than_dataset_is_refused_before_training(tmp_path, params):
     params = tiny(params)
     params["train"]["batch_size"] = 5000
     write_params(tmp_path / "params.yaml", params)
-    assert run_cli("prepare", cwd=tmp_path).returncode == 0
-    assert run_cli("stats", cwd=tmp_path).returncode == 0
-    r = run_cli("train", "--head", "deterministic", cwd=tmp_path)
-    assert r.returncode == 2 and "train.batch_size = 5000 is larger than the" in r.stderr
+    # The digits split's size is known from the params, so even `prepare` refuses.
+    r = run_cli("prepare", cwd=tmp_path)
+    assert r.returncode == 2 and "train.batch_size = 5000 is larger than the 1437 digits training images" in r.stderr
+    assert not (tmp_path / "data").exists()
+    # Other sources are checked when training starts, against the prepared data.
+    params["train"]["batch_size"] = 16
+    write_params(tmp_path / "params.yaml", params)
+    assert run_cli("prepare", cwd=tmp_path).returncode == 0 and run_cli("stats", cwd=tmp_path).returncode == 0
+    from vjepa.config import resolve
+    from vjepa.errors import ConfigError
+    from vjepa.train import train
+
+    params["train"]["batch_size"] = 5000
+    cfg = resolve({**params, "data": {**params["data"], "source": "imagefolder", "path": "x"}}, "deterministic")
+    with pytest.raises(ConfigError, match="train.batch_size = 5000 is larger than the 1437 training images"):
+        train(cfg, tmp_path / "data", tmp_path / "results" / "heads" / "deterministic", progress=False)
     assert not (tmp_path / "results" / "heads" / "deterministic" / "checkpoint.pt").exists()
 
 
@@ -94,7 +106,10 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert 0.1 < ref["random_init"]["top1"] <= ref["random_init"]["top5"] <= 1.0
     table = tmp_path / "table1.tex"
     numbers = tmp_path / "numbers.tex"
-    assert main(["summarize", *common, "--table", str(table), "--numbers", str(numbers)]) == 0
+    uncertainty = tmp_path / "uncertainty.tex"
+    assert main(["summarize", *common, "--table", str(table), "--numbers", str(numbers),
+                 "--uncertainty", str(uncertainty)]) == 0
+    assert "Deterministic (I-JEPA) &" in uncertainty.read_text()
     summary = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert summary["heads"]["deterministic"]["knn_top1"] == m["knn_top1"]
     assert summary["reference"]["raw_pixels"] == ref["raw_pixels"]

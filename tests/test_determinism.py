@@ -27,7 +27,8 @@ def test_two_runs_give_identical_results(tmp_path, params):
                   "--results-dir", str(tmp_path / name / "results"), "--quiet"]
         for cmd in (["prepare"], ["stats"], ["train", "--head", "mdn"], ["embed", "--head", "mdn"],
                     ["evaluate", "--head", "mdn"], ["reference"], ["summarize", "--table", str(tmp_path / name / "t.tex"),
-                                                                   "--numbers", str(tmp_path / name / "n.tex")]):
+                                                                   "--numbers", str(tmp_path / name / "n.tex"),
+                                                                   "--uncertainty", str(tmp_path / name / "u.tex")]):
             assert main([*cmd, *common]) == 0
         runs.append(tmp_path / name / "results")
     a, b = (checkpoint.load(r / "heads" / "mdn" / "checkpoint.pt")["model"] for r in runs)

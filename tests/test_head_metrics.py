@@ -50,3 +50,21 @@ def test_deterministic_head_samples_are_its_point_predictions(params):
     images = np.random.default_rng(2).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
     m = head_metrics(model, images, STATS, cfg)
     assert abs(m["sample_cosine"] - m["point_cosine"]) < 1e-5
+
+
+def test_distribution_scores_for_a_point_mass_and_a_mixture(params):
+    images = np.random.default_rng(2).integers(0, 256, (24, 16, 16, 3), dtype=np.uint8)
+    out = {}
+    for head in ("deterministic", "mdn"):
+        p = tiny(params)
+        cfg = resolve(p, head)
+        torch.manual_seed(0)
+        out[head] = head_metrics(JEPA(cfg).eval(), images, STATS, cfg, max_images=24)
+    det, mdn = out["deterministic"], out["mdn"]
+    # A point mass: no spread, intervals of width zero, one mode; its energy score is the mean distance.
+    assert det["sample_pairwise_distance"] == 0.0 and det["modes"] == 1.0
+    assert det["coverage_50"] == 0.0 and det["spread_error_spearman"] is None and det["energy_score"] > 0
+    assert mdn["sample_pairwise_distance"] > 0 and 0.0 <= mdn["coverage_50"] <= mdn["coverage_90"] <= 1.0
+    for m in (det, mdn):
+        assert len(m["pit_histogram"]) == 10 and abs(sum(m["pit_histogram"]) - 1.0) < 1e-5
+        assert m["draws_per_token"] == 64 and 0 < m["scored_tokens"] <= 256

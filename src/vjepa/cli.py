@@ -101,8 +101,8 @@ def cmd_summarize(args) -> None:
 
     params = _params(args)
     out = Path(args.out) if args.out else Path(args.results_dir) / "metrics.json"
-    summarize(params, Path(args.results_dir), out, args.table, args.numbers)
-    print(f"summary of {len(params['heads'])} heads -> {out}, {args.table}, {args.numbers}")
+    summarize(params, Path(args.results_dir), out, args.table, args.numbers, args.uncertainty)
+    print(f"summary of {len(params['heads'])} heads -> {out}, {args.table}, {args.numbers}, {args.uncertainty}")
 
 
 def cmd_samples(args) -> None:
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--table", default="report/generated/table1.tex", help="LaTeX table (default: %(default)s)")
     sp.add_argument("--numbers", default="report/generated/numbers.tex",
                     help="LaTeX macros of the numbers the report quotes (default: %(default)s)")
+    sp.add_argument("--uncertainty", default="report/generated/uncertainty.tex",
+                    help="LaTeX table of the distribution scores (default: %(default)s)")
     add("samples", cmd_samples, "draws and targets for the distribution figures into results/heads/HEAD/samples.npz",
         head=True)
     sp = add("figure", cmd_figure, "plot one figure into report/figures/NAME.pdf and .png")

@@ -4,7 +4,9 @@ Validation images (resize only) get masks from a fixed generator; the trained
 student + predictor give `cond`, the teacher gives the targets, and the head is
 scored on them: exact NLL per dimension where the head has a density, cosine
 similarity of its point prediction to the target, MSE and cosine of one sample per
-token (first batch), and sampling time per token.
+token (first batch), sampling time per token, and, from many draws of the first
+tokens, the scores of `uncertainty.py` (energy score, coverage, PIT, spread–error
+correlation, diversity, modes), on the same scale for every head.
 """
 from __future__ import annotations
 
@@ -18,6 +20,13 @@ from .augment import resize
 from .embed import images_to_tensor
 from .jepa import JEPA
 from .masks import MultiBlockMaskSampler
+from .uncertainty import (count_modes, coverage, energy_score, mean_pairwise_distance, pit,
+                          spread_error_correlation)
+
+DRAWS = 64  # draws per token for the distribution scores
+SCORED_TOKENS = 256  # held-out tokens (from the first batch) that get them
+MODE_TOKENS = 16  # tokens whose draws are clustered to count modes
+PIT_BINS = 10
 
 
 @torch.no_grad()
@@ -63,11 +72,13 @@ def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_image
                 torch.cuda.synchronize()
             sample_ms = 1000.0 * (time.perf_counter() - t0) / (cond.shape[0] * cond.shape[1])
             quality = sample_quality(draw, target)
+            scores = distribution_scores(head, cond, target, cfg.seed)
     out = {
         "point_cosine": float(torch.stack(cos).mean()),
         **quality,
         "sample_ms_per_token": sample_ms,
         "held_out_tokens": n_tokens,
+        **scores,
     }
     if head.exact_log_prob:
         out["nll_per_dim"] = float(torch.stack(nll).mean())
@@ -75,3 +86,25 @@ def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_image
         out["nll_per_dim"] = None
         out["nll_note"] = f"n/a: {type(head).__name__} has no exact density"
     return out
+
+
+@torch.no_grad()
+def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: int) -> dict:
+    """`DRAWS` draws for each of the first `SCORED_TOKENS` tokens, scored against their targets."""
+    c = cond.reshape(1, -1, cond.shape[-1])[:, :SCORED_TOKENS]
+    y = target.reshape(-1, target.shape[-1])[:SCORED_TOKENS].float().cpu()
+    draws = head.sample(c, DRAWS)[:, 0].float().cpu()  # n×T×D
+    point = head.point(c)[0].float().cpu()
+    cov = coverage(draws, y, levels=(0.5, 0.9))
+    u = pit(draws, y, torch.Generator().manual_seed(seed)).flatten()
+    spearman = spread_error_correlation(draws, point, y)
+    return {
+        "energy_score": float(energy_score(draws, y).mean()),
+        "energy_score_per_dim": float(energy_score(draws, y).mean()) / y.shape[-1],
+        "coverage_50": cov[0.5], "coverage_90": cov[0.9],
+        "pit_histogram": torch.histc(u, bins=PIT_BINS, min=0.0, max=1.0).div(u.numel()).tolist(),
+        "spread_error_spearman": None if np.isnan(spearman) else spearman,
+        "sample_pairwise_distance": mean_pairwise_distance(draws),
+        "modes": float(np.mean([count_modes(draws[:, t], seed=seed) for t in range(min(MODE_TOKENS, y.shape[0]))])),
+        "scored_tokens": int(y.shape[0]), "draws_per_token": DRAWS,
+    }
