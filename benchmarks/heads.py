@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/heads.py                       # default (params.yaml) and paper-sized model
     .venv/bin/python benchmarks/heads.py --sizes default --steps 20 --heads deterministic diffusion
 
-Every head is timed on the same random images and masks with the backbone of its
-config; "paper" is the paper's ViT (64 px, patch 8, width 384, depth 10, 8 heads,
+Every head's real training step (`train_step.Bench`: the same random uint8 images, crops
+and masks for every head) is timed with the backbone of its config; "paper" is the paper's ViT (64 px, patch 8, width 384, depth 10, 8 heads,
 predictor 192 x 4) at a smaller batch. Prints a table and, with --out, writes JSON.
 Runs on CUDA when available (bf16 autocast, as in training), else on the CPU in fp32.
 """
@@ -15,33 +15,17 @@ import argparse
 import torch
 
 from common import ALL_HEADS, ROOT, config, seconds_per_call, sized_params, write_json
-from vjepa.jepa import JEPA, param_groups
-from vjepa.masks import MultiBlockMaskSampler
+from train_step import Bench
 from vjepa.runtime import autocast, configure, pick_device
 
 SAMPLE_TOKENS = 64  # target tokens whose draws are timed
 
 
 def time_head(params: dict, head: str, batch: int, steps: int, device, draws: list[int]) -> dict:
-    cfg = config(params, head)
-    torch.manual_seed(0)
-    model = JEPA(cfg).to(device).train()
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4)
-    gen = torch.Generator().manual_seed(0)
-    sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
-    x = torch.randn(batch, 3, cfg.data.image_size, cfg.data.image_size, device=device)
-    masks = sampler(batch, gen).to(device)
-
-    def step():
-        with autocast(device):
-            loss = model(x, masks)[0]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        model.update_teacher(0.99)
-
-    row = {"step_ms": 1e3 * seconds_per_call(step, device, repeats=steps)}  # warm-up: lazy inits (ActNorm)
-
+    bench = Bench(config(params, head), batch, device)
+    it = iter(range(steps + 1))
+    row = {"step_ms": 1e3 * seconds_per_call(lambda: bench.step(next(it)), device, repeats=steps)}
+    model, (x, masks) = bench.model, bench.batch(0)
     model.eval()
     with torch.no_grad(), autocast(device):
         cond, _ = model.conditioning(x, masks)

@@ -18,6 +18,17 @@ def params(default_params) -> dict:
     return copy.deepcopy(default_params)
 
 
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    """Digits prepared at 16 px with their stats, shared by a module's tests."""
+    from vjepa.data import compute_stats, prepare
+
+    d = tmp_path_factory.mktemp("data")
+    prepare("digits", d / "processed", image_size=16, num_classes=10, path=None, val_fraction=0.2, split_seed=0)
+    compute_stats(d / "processed" / "train.npz", d / "stats.json")
+    return d
+
+
 def tiny(params: dict) -> dict:
     """Shrink the default params to a model and budget that train in seconds."""
     params["model"].update(embed_dim=32, depth=2, num_heads=2, pred_dim=16, pred_depth=1, pred_num_heads=2)

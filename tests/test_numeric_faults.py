@@ -9,19 +9,10 @@ import torch
 from vjepa import checkpoint
 from vjepa.cli import main
 from vjepa.config import resolve
-from vjepa.data import compute_stats, prepare
 from vjepa.jepa import JEPA
 from vjepa.train import NonFiniteLoss, train
 
 from conftest import tiny, write_params
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    prepare("digits", d / "processed", image_size=16, num_classes=10, path=None, val_fraction=0.2, split_seed=0)
-    compute_stats(d / "processed" / "train.npz", d / "stats.json")
-    return d
 
 
 def cfg_for(params, **train):

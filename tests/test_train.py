@@ -4,19 +4,10 @@ import torch
 
 from vjepa import checkpoint
 from vjepa.config import resolve
-from vjepa.data import compute_stats, prepare
 from vjepa.errors import CheckpointError
 from vjepa.train import BatchStream, train
 
 from conftest import tiny
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    prepare("digits", d / "processed", image_size=16, num_classes=10, path=None, val_fraction=0.2, split_seed=0)
-    compute_stats(d / "processed" / "train.npz", d / "stats.json")
-    return d
 
 
 def test_batch_stream_is_a_function_of_the_step():
@@ -85,14 +76,12 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         checkpoint.load(bad)
 
 
-def test_short_training_beats_the_random_initialisation(tmp_path, params):
+def test_short_training_beats_the_random_initialisation(tmp_path, params, digits_dir):
     """A small version of the demo's claim: trained features beat the untrained encoder's by kNN."""
     from vjepa.embed import embed
     from vjepa.evaluate import evaluate
 
-    data = tmp_path / "data"
-    prepare("digits", data / "processed", image_size=16, num_classes=10, path=None, val_fraction=0.2, split_seed=0)
-    compute_stats(data / "processed" / "train.npz", data / "stats.json")
+    data = digits_dir
     params["data"]["image_size"] = 16
     params["model"].update(patch_size=4, embed_dim=64, depth=2, num_heads=4, pred_dim=32, pred_depth=1,
                            pred_num_heads=2)

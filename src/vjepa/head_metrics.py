@@ -98,9 +98,10 @@ def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: in
     cov = coverage(draws, y, levels=(0.5, 0.9))
     u = pit(draws, y, torch.Generator().manual_seed(seed)).flatten()
     spearman = spread_error_correlation(draws, point, y)
+    energy = float(energy_score(draws, y).mean())
     return {
-        "energy_score": float(energy_score(draws, y).mean()),
-        "energy_score_per_dim": float(energy_score(draws, y).mean()) / y.shape[-1],
+        "energy_score": energy,
+        "energy_score_per_dim": energy / y.shape[-1],
         "coverage_50": cov[0.5], "coverage_90": cov[0.9],
         "pit_histogram": torch.histc(u, bins=PIT_BINS, min=0.0, max=1.0).div(u.numel()).tolist(),
         "spread_error_spearman": None if np.isnan(spearman) else spearman,

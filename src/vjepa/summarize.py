@@ -28,6 +28,11 @@ def _read(path: Path, fix: str) -> dict:
         raise DataError(f"'{path}' is not valid JSON ({e.msg}); {fix}") from None
 
 
+def tex_name(head: str) -> str:
+    """A head's name in the report's tables and text."""
+    return DISPLAY_NAMES.get(head, head.replace("_", r"\_"))
+
+
 UNCERTAINTY_KEYS = ("energy_score_per_dim", "coverage_50", "coverage_90", "spread_error_spearman",
                     "sample_pairwise_distance", "modes")
 
@@ -76,12 +81,12 @@ def numbers_tex(summary: dict) -> str:
         define(macro_name(head, "top1"), _pct(r["knn_top1"]))
         define(macro_name(head, "top5"), _pct(r["knn_top5"]))
     best = max(summary["heads"], key=lambda h: summary["heads"][h]["knn_top1"])
-    define("\\BestHead", DISPLAY_NAMES.get(best, best.replace("_", r"\_")))
+    define("\\BestHead", tex_name(best))
     define("\\BestTopOne", _pct(summary["heads"][best]["knn_top1"]))
     define("\\RawPixelsTopOne", _pct(summary["reference"]["raw_pixels"]["top1"]))
     define("\\RandomInitTopOne", _pct(summary["reference"]["random_init"]["top1"]))
     calibrated = best_calibrated(summary)
-    define("\\BestCalibratedHead", DISPLAY_NAMES.get(calibrated, calibrated.replace("_", r"\_")) if calibrated else "--")
+    define("\\BestCalibratedHead", tex_name(calibrated) if calibrated else "--")
     define("\\NumTrain", summary["n_train"])
     define("\\NumVal", summary["n_val"])
     define("\\NumHeads", len(summary["heads"]))
@@ -102,7 +107,7 @@ def table_tex(summary: dict) -> str:
              r"Predictor & Batch & Steps & kNN@1 (\%) & kNN@5 (\%) & NLL/dim & cos(point) & cos(sample) & ms/token \\",
              r"\midrule"]
     for head, r in summary["heads"].items():
-        name = DISPLAY_NAMES.get(head, head.replace("_", r"\_"))
+        name = tex_name(head)
         lines.append(f"{name} & {r['batch_size']} & {r['step']} & {_pct(r['knn_top1'])} & {_pct(r['knn_top5'])} & "
                      f"{_num(r['nll_per_dim'], '.3f')} & {_num(r['point_cosine'], '.3f')} & "
                      f"{_num(r['sample_cosine'], '.3f')} & {_num(r['sample_ms_per_token'], '.4f')} \\\\")
@@ -133,7 +138,7 @@ def uncertainty_tex(summary: dict) -> str:
              r"Predictor & Energy/dim & Cover 50\% & Cover 90\% & Calib.\ err. & $\rho$(spread, error) & "
              r"Pairwise dist. & Modes \\", r"\midrule"]
     for head, r in summary["heads"].items():
-        name = DISPLAY_NAMES.get(head, head.replace("_", r"\_"))
+        name = tex_name(head)
         lines.append(f"{name} & {_num(r.get('energy_score_per_dim'), '.4f')} & {_pct(r.get('coverage_50'))} & "
                      f"{_pct(r.get('coverage_90'))} & {_num(calibration_error(r), '.3f')} & "
                      f"{_num(r.get('spread_error_spearman'), '.3f')} & {_num(r.get('sample_pairwise_distance'), '.2f')} & "

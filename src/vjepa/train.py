@@ -186,21 +186,21 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             gen.manual_seed(step_seed)
             torch.manual_seed(step_seed + 1)
             x, masks = make_batch(images, stream.indices(step), cfg, stats, sampler, gen)
-            loss, diag, context, cond, grad_norm = training_step(forward, model, opt, x, masks, momentum,
-                                                                 t.grad_clip, skip_nonfinite=skip)
+            loss, diag, context, cond, grad_norm, dropped = training_step(forward, model, opt, x, masks, momentum,
+                                                                          t.grad_clip, skip_nonfinite=skip)
             step += 1
             scalars = {"loss": loss.detach(), "grad_norm": grad_norm, **diag}
-            bad = _nonfinite(scalars) if skip else []  # skip mode syncs every step anyway
-            if bad:
+            if dropped:
                 skipped.append(step)
-                bar.write(f"step {step}: non-finite {', '.join(bad)}; step skipped (train.nonfinite: skip)")
+                bar.write(f"step {step}: non-finite {', '.join(_nonfinite(scalars))}; step skipped "
+                          "(train.nonfinite: skip)")
                 if skipped[-MAX_CONSECUTIVE_SKIPS:] == list(range(step - MAX_CONSECUTIVE_SKIPS + 1, step + 1)):
                     raise NonFiniteLoss(f"{MAX_CONSECUTIVE_SKIPS} steps in a row were non-finite (up to step {step}); "
                                         "lower train.lr or check the data")
             else:
                 pending.append((step, lr, momentum, scalars))
 
-            if not bad and (step % t.log_every == 0 or step == t.steps):
+            if not dropped and (step % t.log_every == 0 or step == t.steps):
                 values = flush()
                 curve.append({"step": step, "lr": lr, **values})
                 flat = context.reshape(-1, context.shape[-1]).float()
@@ -295,9 +295,9 @@ def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict
 def training_step(forward, model: JEPA, opt, x: torch.Tensor, masks: Masks, momentum: float, grad_clip: float,
                   skip_nonfinite: bool = False):
     """Forward (through `forward`: the model or its compiled version), backward, clip, AdamW, EMA.
-    Returns device tensors only: loss, diagnostics, context tokens, cond, grad norm. With
-    `skip_nonfinite`, a non-finite loss or gradient leaves weights, optimiser and teacher untouched
-    (this costs one host sync per step)."""
+    Returns loss, diagnostics, context tokens, cond and grad norm as device tensors, and whether the
+    step was dropped. With `skip_nonfinite`, a non-finite loss or gradient drops the step: weights,
+    optimiser and teacher stay untouched (this costs one host sync per step)."""
     with autocast(x.device):
         loss, diag, context, cond = forward(x, masks)
     opt.zero_grad(set_to_none=True)
@@ -305,10 +305,10 @@ def training_step(forward, model: JEPA, opt, x: torch.Tensor, masks: Masks, mome
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     if skip_nonfinite and not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)):
         opt.zero_grad(set_to_none=True)
-        return loss, diag, context, cond, grad_norm
+        return loss, diag, context, cond, grad_norm, True
     opt.step()
     model.update_teacher(momentum)
-    return loss, diag, context, cond, grad_norm
+    return loss, diag, context, cond, grad_norm, False
 
 
 def write_curves(out_dir: Path, curve: list[dict], history: list[dict]) -> None:
