@@ -3,6 +3,7 @@
 #   snakemake --cores 8 report                                   # default profile (digits, CPU) -> report/vjepa.pdf
 #   snakemake --cores 8 report --configfile profiles/paper.yaml  # another profile
 #   snakemake --profile profiles/slurm report                    # on a SLURM cluster
+#   snakemake --cores 8 ablation                                 # the masking sweep alone
 #
 # Every rule calls one `vjepa` command; see docs/architecture.md for the data flow.
 
@@ -13,6 +14,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/ablation.smk"
 include: "rules/report.smk"
 
 

@@ -12,6 +12,7 @@ $PY benchmarks/train_step.py --sizes default --batches 128 --heads deterministic
     --steps 5 --out "$OUT/train_step_compile.json"
 $PY benchmarks/data_path.py --out "$OUT/data_path.json"
 $PY benchmarks/knn.py --out "$OUT/knn.json"
+$PY benchmarks/probe.py --out "$OUT/probe.json"
 $PY benchmarks/heads.py --out "$OUT/heads.json"
 $PY benchmarks/predictor_pass.py --out "$OUT/predictor_pass.json"
 if $PY -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then

@@ -5,6 +5,7 @@
 # commands read that same file (--params), so both see identical settings.
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -43,12 +44,31 @@ config.clear()
 config.update(_params)  # profiles are complete files: nothing of params.yaml leaks into them
 
 HEADS = list(config["heads"])
+SEEDS = list(config["seeds"])
+# A training run (a head and a seed) lives in results/heads/{head}/seed{seed}/ (vjepa.io.run_dir);
+# the figures' samples come from the first seed's run.
+
+
+def runs(name):
+    """File `name` of every run: every head, every seed."""
+    return expand(f"results/heads/{{head}}/seed{{seed}}/{name}", head=HEADS, seed=SEEDS)
+
 PARAMS_OPT = "" if PARAMS_FILE == "params.yaml" else f" --params {PARAMS_FILE}"
 PROCESSED = ["data/processed/train.npz", "data/processed/val.npz"]
 OUTPUT_ROOTS = ["data", "results", "report"]
 
+from vjepa.config import ablation_points
+
+ABLATION_AREAS = [str(a) for a in dict.fromkeys(a for a, _ in ablation_points(config))]
+ABLATION_BLOCKS = [str(b) for b in dict.fromkeys(b for _, b in ablation_points(config))]
+ABLATION_RESULTS = expand("results/ablation/area{area}_blocks{blocks}.json", area=ABLATION_AREAS,
+                          blocks=ABLATION_BLOCKS)
+
 wildcard_constraints:
     head="|".join(HEADS),
+    seed="|".join(map(str, SEEDS)),
+    area="|".join(re.escape(a) for a in ABLATION_AREAS),
+    blocks="|".join(ABLATION_BLOCKS),
 
 
 # What each stage reads: the same dotted keys as its `params:` in dvc.yaml (tests/test_pipeline.py
@@ -57,14 +77,18 @@ STAGE_PARAMS = {
     "prepare": ["data.source", "data.path", "data.image_size", "data.num_classes", "data.val_fraction",
                 "data.split_seed"],
     "stats": ["seed", "data.stats_subsample"],
-    "train": ["seed", "data.image_size", "data.num_classes", "model", "mask", "augment", "train", "eval",
-              "head.{head}"],
+    "train": ["data.image_size", "data.num_classes", "model", "mask", "augment", "train", "eval.knn_k",
+              "eval.knn_temperature", "eval.batch_size", "head.{head}"],
     "embed": ["eval.batch_size"],
     "evaluate": ["seed", "data.num_classes", "mask", "eval", "head.{head}"],
-    "reference": ["seed", "data.image_size", "data.num_classes", "model", "train.device", "eval"],
-    "summarize": ["heads", "data.source", "head", "train.batch_size"],
-    "samples": ["seed", "figures.num_samples", "figures.batch_images"],
-    "report": ["seed", "heads", "data", "model", "mask", "augment", "train", "eval", "head"],
+    "reference": ["seed", "data.image_size", "data.num_classes", "model", "train.device", "eval.knn_k",
+                  "eval.knn_temperature", "eval.batch_size", "eval.probe_steps", "eval.probe_weight_decay"],
+    "summarize": ["heads", "seeds", "data.source", "head", "train.batch_size"],
+    "samples": ["seed", "seeds", "figures.num_samples", "figures.batch_images"],
+    "report": ["seed", "seeds", "heads", "data", "model", "mask", "augment", "train", "eval", "head"],
+    "ablate": ["seeds", "data.image_size", "data.num_classes", "model", "mask", "augment", "train", "eval.knn_k",
+               "eval.knn_temperature", "eval.batch_size", "eval.probe_steps", "eval.probe_weight_decay", "ablation",
+               f"head.{config['ablation']['head']}"],
 }
 
 # The package modules each stage runs (neither tool follows Python imports).
@@ -76,13 +100,17 @@ STAGE_CODE = {
     "train": ["src/vjepa/train.py", "src/vjepa/jepa.py", "src/vjepa/vit.py", "src/vjepa/masks.py",
               "src/vjepa/augment.py", "src/vjepa/regularizers.py"] + _HEAD,
     "embed": ["src/vjepa/embed.py", "src/vjepa/checkpoint.py", "src/vjepa/vit.py"],
-    "evaluate": ["src/vjepa/evaluate.py", "src/vjepa/knn.py", "src/vjepa/head_metrics.py",
+    "evaluate": ["src/vjepa/evaluate.py", "src/vjepa/knn.py", "src/vjepa/probe.py", "src/vjepa/head_metrics.py",
                  "src/vjepa/uncertainty.py"] + _HEAD,
-    "reference": ["src/vjepa/reference.py", "src/vjepa/knn.py", "src/vjepa/vit.py", "src/vjepa/embed.py"],
+    "reference": ["src/vjepa/reference.py", "src/vjepa/knn.py", "src/vjepa/probe.py", "src/vjepa/evaluate.py",
+                  "src/vjepa/vit.py", "src/vjepa/embed.py"],
     "summarize": ["src/vjepa/summarize.py"],
     "samples": ["src/vjepa/samples.py", "src/vjepa/head_metrics.py", "src/vjepa/checkpoint.py"] + _HEAD,
     "report": ["src/vjepa/report.py", "src/vjepa/figures/__init__.py"],
 }
+STAGE_CODE["ablate"] = (["src/vjepa/ablation.py", "src/vjepa/embed.py", "src/vjepa/checkpoint.py", "src/vjepa/knn.py",
+                         "src/vjepa/probe.py", "src/vjepa/evaluate.py"]
+                        + [p.replace("{head}", config["ablation"]["head"]) for p in STAGE_CODE["train"]])
 
 
 def _lookup(dotted):
@@ -140,18 +168,21 @@ from vjepa.figures import FIGURES, figure_names
 
 FIGURE_NAMES = figure_names(HEADS)
 _FIG_CODE = ["src/vjepa/figures/__init__.py", "src/vjepa/figures/common.py"]
+MDN_SAMPLES = f"results/heads/mdn/seed{SEEDS[0]}/samples.npz"
 FIGURE_SPECS = {  # name -> (inputs, params it reads, extra modules)
-    "losses": (expand("results/heads/{head}/tb", head=HEADS), ["heads", "figures.dpi"], []),
-    "knn": (expand("results/heads/{head}/knn_curve.csv", head=HEADS), ["heads", "figures.dpi"], []),
+    "losses": (runs("tb"), ["heads", "seeds", "figures.dpi"], []),
+    "knn": (runs("knn_curve.csv"), ["heads", "seeds", "figures.dpi"], []),
     "masks": (["data/processed/val.npz"], ["seed", "data.image_size", "model.patch_size", "mask",
                                            "figures.mask_images", "figures.dpi"], []),
-    "heads_grid": (expand("results/heads/{head}/samples.npz", head=HEADS),
-                   ["heads", "figures.hexbin_gridsize", "figures.dpi"],
+    "heads_grid": (expand(f"results/heads/{{head}}/seed{SEEDS[0]}/samples.npz", head=HEADS),
+                   ["heads", "seeds", "figures.hexbin_gridsize", "figures.dpi"],
                    ["src/vjepa/figures/mdn_3d.py", "src/vjepa/figures/mdn_hexbin.py"]),
-    "mdn_pca": (["results/heads/mdn/samples.npz"], ["figures.dpi"], []),
-    "mdn_hexbin": (["results/heads/mdn/samples.npz"], ["figures.hexbin_gridsize", "figures.dpi"], []),
-    "mdn_3d": (["results/heads/mdn/samples.npz"], ["figures.dpi"], []),
-    "mdn_diagnostics": (["results/heads/mdn/samples.npz"], ["figures.dpi"], []),
+    "mdn_pca": ([MDN_SAMPLES], ["seeds", "figures.dpi"], []),
+    "mdn_hexbin": ([MDN_SAMPLES], ["seeds", "figures.hexbin_gridsize", "figures.dpi"], []),
+    "mdn_3d": ([MDN_SAMPLES], ["seeds", "figures.dpi"], []),
+    "mdn_diagnostics": ([MDN_SAMPLES], ["seeds", "figures.dpi"], []),
+    "calibration": (runs("metrics.json"), ["heads", "seeds", "figures.dpi"], []),
+    "masking_ablation": (ABLATION_RESULTS, ["ablation", "figures.dpi"], []),
 }
 assert set(FIGURE_SPECS) == set(FIGURES), "every figure module needs a FIGURE_SPECS entry"
 STAGE_PARAMS.update({f"figure_{n}": spec[1] for n, spec in FIGURE_SPECS.items()})

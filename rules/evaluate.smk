@@ -1,46 +1,46 @@
-# Frozen-encoder features, kNN and head metrics per head; the reference floors; Table I.
+# Frozen-encoder features, kNN and head metrics per run (head and seed); the reference floors; Table I.
 
 rule embed:
     input:
         PROCESSED,
         "data/stats.json",
-        "results/heads/{head}/checkpoint.pt",
+        "results/heads/{head}/seed{seed}/checkpoint.pt",
         code=stage_code("embed"),
     output:
-        "results/heads/{head}/embeddings.npz",
+        "results/heads/{head}/seed{seed}/embeddings.npz",
     params:
         opt=PARAMS_OPT,
         values=stage_params("embed"),
     conda:
         CONDA_ENV
     log:
-        "logs/embed/{head}.log",
+        "logs/embed/{head}-seed{seed}.log",
     benchmark:
-        "logs/embed/{head}.benchmark.tsv"
+        "logs/embed/{head}-seed{seed}.benchmark.tsv"
     shell:
-        "python -m vjepa embed --head {wildcards.head}{params.opt} --threads {threads} > {log} 2>&1"
+        "python -m vjepa embed --head {wildcards.head} --seed {wildcards.seed}{params.opt} --threads {threads} > {log} 2>&1"
 
 
 rule evaluate:
     input:
         "data/processed/val.npz",
         "data/stats.json",
-        "results/heads/{head}/checkpoint.pt",
-        "results/heads/{head}/embeddings.npz",
+        "results/heads/{head}/seed{seed}/checkpoint.pt",
+        "results/heads/{head}/seed{seed}/embeddings.npz",
         code=stage_code("evaluate"),
     output:
-        "results/heads/{head}/metrics.json",
+        "results/heads/{head}/seed{seed}/metrics.json",
     params:
         opt=PARAMS_OPT,
         values=stage_params("evaluate"),
     conda:
         CONDA_ENV
     log:
-        "logs/evaluate/{head}.log",
+        "logs/evaluate/{head}-seed{seed}.log",
     benchmark:
-        "logs/evaluate/{head}.benchmark.tsv"
+        "logs/evaluate/{head}-seed{seed}.benchmark.tsv"
     shell:
-        "python -m vjepa evaluate --head {wildcards.head}{params.opt} --threads {threads} > {log} 2>&1"
+        "python -m vjepa evaluate --head {wildcards.head} --seed {wildcards.seed}{params.opt} --threads {threads} > {log} 2>&1"
 
 
 rule reference:
@@ -65,7 +65,7 @@ rule reference:
 
 rule summarize:
     input:
-        expand("results/heads/{head}/metrics.json", head=HEADS),
+        runs("metrics.json"),
         "results/reference/metrics.json",
         code=stage_code("summarize"),
     output:
@@ -73,6 +73,7 @@ rule summarize:
         table="report/generated/table1.tex",
         numbers="report/generated/numbers.tex",
         uncertainty="report/generated/uncertainty.tex",
+        comparison="report/generated/comparison.tex",
     params:
         opt=PARAMS_OPT,
         values=stage_params("summarize"),

@@ -4,10 +4,10 @@ rule samples:
     input:
         "data/processed/val.npz",
         "data/stats.json",
-        "results/heads/{head}/checkpoint.pt",
+        f"results/heads/{{head}}/seed{SEEDS[0]}/checkpoint.pt",
         code=stage_code("samples"),
     output:
-        "results/heads/{head}/samples.npz",
+        f"results/heads/{{head}}/seed{SEEDS[0]}/samples.npz",
     params:
         opt=PARAMS_OPT,
         values=stage_params("samples"),
@@ -19,7 +19,8 @@ rule samples:
     benchmark:
         "logs/samples/{head}.benchmark.tsv"
     shell:
-        "python -m vjepa samples --head {wildcards.head}{params.opt} --threads {threads} > {log} 2>&1"
+        f"python -m vjepa samples --head {{wildcards.head}} --seed {SEEDS[0]}{{params.opt}} --threads {{threads}} "
+        "> {log} 2>&1"
 
 
 for _name in FIGURE_NAMES:
@@ -52,10 +53,12 @@ rule report:
         "report/vjepa.tex",
         "report/generated/table1.tex",
         "report/generated/numbers.tex",
+        "report/generated/uncertainty.tex",
+        "report/generated/comparison.tex",
         expand("report/figures/{name}.pdf", name=FIGURE_NAMES),
         PROCESSED,
         "data/stats.json",
-        expand("results/heads/{head}/checkpoint.pt", head=HEADS),
+        runs("checkpoint.pt"),
         code=stage_code("report"),
     output:
         pdf="report/vjepa.pdf",

@@ -1,4 +1,4 @@
-# One training per head; the heads train side by side, each on its share of the cores.
+# One training per head and seed; the runs train side by side, each on its share of the cores.
 
 rule train:
     input:
@@ -6,10 +6,10 @@ rule train:
         "data/stats.json",
         code=stage_code("train"),
     output:
-        checkpoint="results/heads/{head}/checkpoint.pt",
-        tensorboard=directory("results/heads/{head}/tb"),
-        curve="results/heads/{head}/train_curve.csv",
-        knn_curve="results/heads/{head}/knn_curve.csv",
+        checkpoint="results/heads/{head}/seed{seed}/checkpoint.pt",
+        tensorboard=directory("results/heads/{head}/seed{seed}/tb"),
+        curve="results/heads/{head}/seed{seed}/train_curve.csv",
+        knn_curve="results/heads/{head}/seed{seed}/knn_curve.csv",
     params:
         opt=PARAMS_OPT,
         values=stage_params("train"),
@@ -19,8 +19,8 @@ rule train:
     conda:
         CONDA_ENV
     log:
-        "logs/train/{head}.log",
+        "logs/train/{head}-seed{seed}.log",
     benchmark:
-        "logs/train/{head}.benchmark.tsv"
+        "logs/train/{head}-seed{seed}.benchmark.tsv"
     shell:
-        "python -m vjepa train --head {wildcards.head}{params.opt} --threads {threads} > {log} 2>&1"
+        "python -m vjepa train --head {wildcards.head} --seed {wildcards.seed}{params.opt} --threads {threads} > {log} 2>&1"

@@ -58,11 +58,12 @@ def test_knn_benchmark_rule_is_scikit_learns():
     ("heads.py", ["--sizes", "default", "--batch", "8", "--steps", "1", "--draws", "1", "3"]),
     ("gpu_check.py", ["--device", "cpu", "--batch", "4", "--steps", "1", "--heads", "deterministic"]),
     ("knn.py", ["--train", "600", "--val", "100", "--dim", "16", "--classes", "5"]),
+    ("probe.py", ["--n-train", "600", "--n-val", "100", "--dim", "16", "--classes", "5"]),
     ("predictor_pass.py", ["--steps", "2"]),
 ])
 def test_benchmark_scripts_run(tmp_path, script, args):
     out = tmp_path / "out.json"
-    extra = [] if script == "knn.py" else ["--params", str(SMOKE)]
+    extra = [] if script in ("knn.py", "probe.py") else ["--params", str(SMOKE)]
     proc = subprocess.run([sys.executable, str(BENCH / script), *args, *extra, "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

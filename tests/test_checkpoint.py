@@ -38,9 +38,9 @@ def run(tmp_path_factory, default_params):
 def embed_error(run, tmp_path, capsys, head="deterministic", params=None, state=None, raw: bytes | None = None):
     d, default, common = run
     results = tmp_path / "results"
-    target = results / "heads" / head / "checkpoint.pt"
+    target = results / "heads" / head / "seed0" / "checkpoint.pt"
     target.parent.mkdir(parents=True)
-    good = d / "results" / "heads" / "deterministic" / "checkpoint.pt"
+    good = d / "results" / "heads" / "deterministic" / "seed0" / "checkpoint.pt"
     if raw is not None:
         target.write_bytes(raw)
     elif state is not None:
@@ -58,11 +58,11 @@ def embed_error(run, tmp_path, capsys, head="deterministic", params=None, state=
 
 
 def good_state(run):
-    return checkpoint.load(run[0] / "results" / "heads" / "deterministic" / "checkpoint.pt")
+    return checkpoint.load(run[0] / "results" / "heads" / "deterministic" / "seed0" / "checkpoint.pt")
 
 
 def test_truncated(run, tmp_path, capsys):
-    whole = (run[0] / "results" / "heads" / "deterministic" / "checkpoint.pt").read_bytes()
+    whole = (run[0] / "results" / "heads" / "deterministic" / "seed0" / "checkpoint.pt").read_bytes()
     err = embed_error(run, tmp_path, capsys, raw=whole[: len(whole) // 2])
     assert "cannot be read" in err and "delete it and retrain" in err
 
@@ -83,7 +83,7 @@ def test_another_model_size(run, tmp_path, capsys):
 
 def test_incompatible_version(run, tmp_path, capsys):
     err = embed_error(run, tmp_path, capsys, state={**good_state(run), "version": 1})
-    assert "format version 1, this vjepa reads version 2" in err
+    assert "format version 1, this vjepa reads version 3" in err
 
 
 def test_weights_that_do_not_fit_the_config(run, tmp_path, capsys):

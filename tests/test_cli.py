@@ -65,8 +65,8 @@ def test_batch_larger_than_dataset_is_refused_before_training(tmp_path, params):
     params["train"]["batch_size"] = 5000
     cfg = resolve({**params, "data": {**params["data"], "source": "imagefolder", "path": "x"}}, "deterministic")
     with pytest.raises(ConfigError, match="train.batch_size = 5000 is larger than the 1437 training images"):
-        train(cfg, tmp_path / "data", tmp_path / "results" / "heads" / "deterministic", progress=False)
-    assert not (tmp_path / "results" / "heads" / "deterministic" / "checkpoint.pt").exists()
+        train(cfg, tmp_path / "data", tmp_path / "results" / "heads" / "deterministic" / "seed0", progress=False)
+    assert not (tmp_path / "results" / "heads" / "deterministic" / "seed0" / "checkpoint.pt").exists()
 
 
 def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, params):
@@ -79,7 +79,7 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert main(["prepare", *common]) == 0
     assert main(["stats", *common]) == 0
     assert main(["train", "--head", "deterministic", *common]) == 0
-    out = tmp_path / "results" / "heads" / "deterministic"
+    out = tmp_path / "results" / "heads" / "deterministic" / "seed0"
     assert (out / "checkpoint.pt").is_file() and not (out / "resume.pt").exists()
     curve = (out / "train_curve.csv").read_text().splitlines()
     assert curve[0].startswith("step,lr,loss,") and [r.split(",")[0] for r in curve[1:]] == ["2", "4", "6"]
@@ -104,11 +104,9 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     ref = json.loads((tmp_path / "results" / "reference" / "metrics.json").read_text())
     assert ref["raw_pixels"]["top1"] > 0.9  # digits are easy in pixel space
     assert 0.1 < ref["random_init"]["top1"] <= ref["random_init"]["top5"] <= 1.0
-    table = tmp_path / "table1.tex"
-    numbers = tmp_path / "numbers.tex"
-    uncertainty = tmp_path / "uncertainty.tex"
-    assert main(["summarize", *common, "--table", str(table), "--numbers", str(numbers),
-                 "--uncertainty", str(uncertainty)]) == 0
+    table, numbers, uncertainty = (tmp_path / n for n in ("table1.tex", "numbers.tex", "uncertainty.tex"))
+    assert main(["summarize", *common, "--tex-dir", str(tmp_path)]) == 0
+    assert "one training seed" in (tmp_path / "comparison.tex").read_text()
     assert "Deterministic (I-JEPA) &" in uncertainty.read_text()
     summary = json.loads((tmp_path / "results" / "metrics.json").read_text())
     assert summary["heads"]["deterministic"]["knn_top1"] == m["knn_top1"]

@@ -17,7 +17,7 @@ def test_second_training_of_the_same_head_is_refused(tmp_path, params, capsys):
     f = write_params(tmp_path / "params.yaml", p)
     common = ["--params", str(f), "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "r"), "--quiet"]
     assert main(["prepare", *common]) == 0 and main(["stats", *common]) == 0
-    head_dir = tmp_path / "r" / "heads" / "deterministic"
+    head_dir = tmp_path / "r" / "heads" / "deterministic" / "seed0"
     with exclusive_use(head_dir, "a training"):  # as if another process were training this head
         capsys.readouterr()
         assert main(["train", "--head", "deterministic", *common]) == 2
@@ -43,7 +43,7 @@ def test_second_snakemake_run_is_refused_and_the_first_finishes(tmp_path):
     if not (BIN / "snakemake").exists():
         pytest.skip("snakemake is installed by scripts/setup.sh")
     root = project_copy(tmp_path / "p")
-    target = "results/heads/deterministic/checkpoint.pt"
+    target = "results/heads/deterministic/seed0/checkpoint.pt"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", target], cwd=root, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

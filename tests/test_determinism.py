@@ -26,12 +26,10 @@ def test_two_runs_give_identical_results(tmp_path, params):
         common = ["--params", str(f), "--data-dir", str(tmp_path / name / "data"),
                   "--results-dir", str(tmp_path / name / "results"), "--quiet"]
         for cmd in (["prepare"], ["stats"], ["train", "--head", "mdn"], ["embed", "--head", "mdn"],
-                    ["evaluate", "--head", "mdn"], ["reference"], ["summarize", "--table", str(tmp_path / name / "t.tex"),
-                                                                   "--numbers", str(tmp_path / name / "n.tex"),
-                                                                   "--uncertainty", str(tmp_path / name / "u.tex")]):
+                    ["evaluate", "--head", "mdn"], ["reference"], ["summarize", "--tex-dir", str(tmp_path / name / "tex")]):
             assert main([*cmd, *common]) == 0
         runs.append(tmp_path / name / "results")
-    a, b = (checkpoint.load(r / "heads" / "mdn" / "checkpoint.pt")["model"] for r in runs)
+    a, b = (checkpoint.load(r / "heads" / "mdn" / "seed0" / "checkpoint.pt")["model"] for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     for rel in ("heads/mdn/metrics.json", "reference/metrics.json", "metrics.json"):
         ma, mb = (json.loads((r / rel).read_text()) for r in runs)

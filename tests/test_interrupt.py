@@ -63,7 +63,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_training_resumes_to_the_same_result(setup, tmp_path, sig):
     d, params_file = setup
-    head_dir = tmp_path / "heads" / HEAD
+    head_dir = tmp_path / "heads" / HEAD / "seed0"
     proc = run_train(params_file, d / "data", tmp_path)
     wait_for(head_dir / "resume.pt", proc)
     time.sleep(random.uniform(0.0, 0.3))  # a random step after the first checkpoint
@@ -80,4 +80,4 @@ def test_killed_training_resumes_to_the_same_result(setup, tmp_path, sig):
         assert code == -signal.SIGKILL and saved["step"] % 7 == 0
     assert not (head_dir / "checkpoint.pt").exists()
     assert run_train(params_file, d / "data", tmp_path).wait(timeout=300) == 0
-    assert_same_run(d / "reference" / "heads" / HEAD, head_dir)
+    assert_same_run(d / "reference" / "heads" / HEAD / "seed0", head_dir)

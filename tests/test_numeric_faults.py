@@ -84,7 +84,7 @@ def test_collapse_is_reported_in_the_log_and_metrics(tmp_path, params, capsys):
         assert main([*cmd, *common]) == 0
     out = capsys.readouterr()
     assert "warning: representation collapse" in out.out + out.err
-    m = json.loads((tmp_path / "r" / "heads" / "deterministic" / "metrics.json").read_text())
+    m = json.loads((tmp_path / "r" / "heads" / "deterministic" / "seed0" / "metrics.json").read_text())
     assert len(m["training_warnings"]) == 1 and "for 2 evaluations" in m["training_warnings"][0]
-    curve = (tmp_path / "r" / "heads" / "deterministic" / "knn_curve.csv").read_text()
+    curve = (tmp_path / "r" / "heads" / "deterministic" / "seed0" / "knn_curve.csv").read_text()
     assert "feature_std" in curve.splitlines()[0]

@@ -59,7 +59,14 @@ def dags(root: Path) -> tuple[list[dict], list[dict]]:
 
 
 def job_name(job: dict) -> str:
-    return f"{job['rule']}@{job['wildcards']['head']}" if "head" in job["wildcards"] else job["rule"]
+    """DVC's name for a Snakemake job: rule@head, rule@head-seed for the per-run stages,
+    rule@area-blocks for the masking sweep."""
+    w = job["wildcards"]
+    if "area" in w:
+        return f"{job['rule']}@{w['area']}-{w['blocks']}"
+    if "head" not in w:
+        return job["rule"]
+    return f"{job['rule']}@{w['head']}" + (f"-{w['seed']}" if "seed" in w else "")
 
 
 def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
@@ -67,7 +74,7 @@ def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
     jobs = {job_name(j): j for j in jobs if j["rule"] != "all"}
     stages = {s["name"]: s for s in stages}
     assert set(jobs) == set(stages)
-    assert {"train@rnade", "embed@flow_matching", "evaluate@diffusion", "summarize"} <= set(stages)
+    assert {"train@rnade-0", "embed@flow_matching-0", "evaluate@diffusion-0", "summarize"} <= set(stages)
     for name, stage in stages.items():
         job = jobs[name]
         # Snakemake adds only its per-job thread count and the log redirection to the DVC command.
@@ -79,7 +86,7 @@ def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
         assert set(job["output"]) == set(stage["outs"]), name
         assert set(job["params"]["values"]) == set(stage["params"]), name
     uncached = {o for s in stages.values() for o in s["uncached"]}
-    assert {"results/metrics.json", "results/reference/metrics.json", "results/heads/mdn/metrics.json"} <= uncached
+    assert {"results/metrics.json", "results/reference/metrics.json", "results/heads/mdn/seed0/metrics.json"} <= uncached
     assert not any(o.endswith(("checkpoint.pt", ".npz")) for o in uncached)
 
 
@@ -99,7 +106,7 @@ def test_lint_is_clean_and_dvc_reads_the_pipeline(tmp_path):
     lint = run(["snakemake", "--lint"], root)
     assert "good condition" in lint.stdout + lint.stderr
     dot = run(["dvc", "dag", "--dot"], root).stdout  # (`dvc repro --dry` runs in the end-to-end test)
-    assert '"train@deterministic" -> "embed@deterministic"' in dot
+    assert '"train@deterministic-0" -> "embed@deterministic-0"' in dot
 
 
 def test_bad_params_stop_snakemake_before_any_job(tmp_path):
@@ -120,14 +127,14 @@ def planned_snakemake(root: Path) -> set[str]:
             rule = m.group(1)
             if rule != "all":
                 jobs.add(rule)
-        elif (m := re.match(r"wildcards: head=(\w+)", line.strip())) and rule:
+        elif (m := re.match(r"wildcards: head=(\w+)(?:, seed=(\d+))?", line.strip())) and rule:
             jobs.discard(rule)
-            jobs.add(f"{rule}@{m.group(1)}")
+            jobs.add(f"{rule}@{m.group(1)}" + (f"-{m.group(2)}" if m.group(2) else ""))
     return jobs
 
 
 def planned_dvc(root: Path) -> set[str]:
-    return set(re.findall(r"Running stage '([\w@]+)'", run(["dvc", "repro", "--dry"], root).stdout))
+    return set(re.findall(r"Running stage '([\w@-]+)'", run(["dvc", "repro", "--dry"], root).stdout))
 
 
 @pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
@@ -158,22 +165,22 @@ def test_smoke_profile_through_both_tools(tmp_path):
     params.write_text(original)
 
     params.write_text(params.read_text().replace("  flow:\n    num_layers: 2", "  flow:\n    num_layers: 3"))
-    chain = {"train@flow", "embed@flow", "evaluate@flow", "samples@flow", "summarize", "figure_losses",
-             "figure_knn", "figure_heads_grid", "report"}
+    chain = {"train@flow-0", "embed@flow-0", "evaluate@flow-0", "samples@flow", "summarize", "figure_losses",
+             "figure_knn", "figure_heads_grid", "figure_calibration", "report"}
     assert planned_snakemake(root) == chain
     # DVC plans the changed stages; their dependants follow when their inputs actually change.
-    assert "train@flow" in planned_dvc(root) <= chain
+    assert "train@flow-0" in planned_dvc(root) <= chain
 
     run(["snakemake", "--cores", "2", "all"], root)  # onsuccess records the outputs in dvc.lock
     assert "up to date" in run(["dvc", "status"], root).stdout
     assert planned_snakemake(root) == set()
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root).stdout)
-    assert "results/heads/flow/metrics.json" in diff
-    assert "results/heads/mdn/metrics.json" not in diff
+    assert "results/heads/flow/seed0/metrics.json" in diff
+    assert "results/heads/mdn/seed0/metrics.json" not in diff
 
     params.write_text(params.read_text().replace("  flow:\n    num_layers: 3", "  flow:\n    num_layers: 2"))
     out = run(["dvc", "repro"], root).stdout  # these outputs are in DVC's run cache: restored, not rerun
-    ran = re.findall(r"Running stage '([\w@]+)'|Stage '([\w@]+)' is cached", out)
+    ran = re.findall(r"Running stage '([\w@-]+)'|Stage '([\w@-]+)' is cached", out)
     assert {a or b for a, b in ran} == chain, out
     run(["snakemake", "--cores", "1", "--touch", "--forceall", "all"], root)  # tells Snakemake about DVC's run
     assert planned_snakemake(root) == set()

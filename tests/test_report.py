@@ -14,7 +14,7 @@ from vjepa.summarize import macro_name, numbers_tex
 SUMMARY = {"heads": {"deterministic": {"knn_top1": 0.5, "knn_top5": 0.9},
                      "flow_matching": {"knn_top1": 0.61234, "knn_top5": 0.95}},
            "reference": {"raw_pixels": {"top1": 0.975, "top5": 1.0}, "random_init": {"top1": 0.4, "top5": 0.8}},
-           "n_train": 1437, "n_val": 360}
+           "n_train": 1437, "n_val": 360, "seeds": [0]}
 
 
 def test_tex_escape_known_answers():

@@ -10,7 +10,7 @@ from .errors import CheckpointError
 from .io import atomic_path
 
 FORMAT = "vjepa-checkpoint"
-VERSION = 2  # 2: model.predictor_pass and train.compile in the stored config
+VERSION = 3  # 2: model.predictor_pass and train.compile in the stored config; 3: eval.draws, scored_tokens, probe_*
 
 
 def save(path: str | Path, state: dict) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config import load_params, parse_yaml, resolve, set_dotted, validate
 from .errors import VJepaError
-from .io import exclusive_use
+from .io import exclusive_use, run_dir
 
 
 def _params(args) -> dict:
@@ -22,8 +22,10 @@ def _params(args) -> dict:
     return params
 
 
-def _head_dir(args) -> Path:
-    return Path(args.results_dir) / "heads" / args.head
+def _run(args, params: dict):
+    """(Config of the training run, its folder) for --head and --seed (default: the first of `seeds`)."""
+    seed = params["seeds"][0] if args.seed is None else args.seed
+    return resolve(params, args.head, seed), run_dir(args.results_dir, args.head, seed)
 
 
 def cmd_check_params(args) -> None:
@@ -54,20 +56,18 @@ def cmd_stats(args) -> None:
 def cmd_train(args) -> None:
     from .train import train
 
-    cfg = resolve(_params(args), args.head)
-    out = _head_dir(args)
-    with exclusive_use(out, f"`vjepa train --head {args.head}`"):
+    cfg, out = _run(args, _params(args))
+    with exclusive_use(out, f"`vjepa train --head {args.head} --seed {cfg.seed}`"):
         result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet)
     last = result["history"][-1]["knn_top1"] if result["history"] else None
-    print(f"trained {args.head} to step {result['step']} -> {out / 'checkpoint.pt'}"
+    print(f"trained {args.head} (seed {cfg.seed}) to step {result['step']} -> {out / 'checkpoint.pt'}"
           + (f" (val kNN top-1 {last:.4f})" if last is not None else ""))
 
 
 def cmd_embed(args) -> None:
     from .embed import embed
 
-    cfg = resolve(_params(args), args.head)  # refuse bad params before any work, as every stage does
-    out_dir = _head_dir(args)
+    cfg, out_dir = _run(args, _params(args))  # refuse bad params before any work, as every stage does
     out = Path(args.out) if args.out else out_dir / ("embeddings_init.npz" if args.random_init else "embeddings.npz")
     info = embed(out_dir / "checkpoint.pt", args.data_dir, out, random_init=args.random_init,
                  progress=not args.quiet, expect=cfg)
@@ -77,13 +77,21 @@ def cmd_embed(args) -> None:
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate
 
-    cfg = resolve(_params(args), args.head)
-    out_dir = _head_dir(args)
+    params = _params(args)
+    cfg, out_dir = _run(args, params)
     emb = Path(args.embeddings) if args.embeddings else out_dir / "embeddings.npz"
     out = Path(args.out) if args.out else out_dir / "metrics.json"
     ckpt = None if args.knn_only else out_dir / "checkpoint.pt"
-    m = evaluate(emb, out, cfg, checkpoint_path=ckpt, data_dir=args.data_dir)
+    m = evaluate(emb, out, cfg, checkpoint_path=ckpt, data_dir=args.data_dir, eval_seed=params["seed"])
     print(f"{args.head}: kNN top-1 {m['knn_top1']:.4f}, top-5 {m['knn_top5']:.4f} -> {out}")
+
+
+def cmd_ablate(args) -> None:
+    from .ablation import run_point
+
+    m = run_point(_params(args), args.area, args.blocks, args.data_dir, args.results_dir, progress=not args.quiet)
+    print(f"ablation area {args.area}, {args.blocks} blocks: kNN top-1 {m['knn_top1']:.4f}, "
+          f"probe top-1 {m['probe_top1']:.4f}")
 
 
 def cmd_reference(args) -> None:
@@ -101,18 +109,20 @@ def cmd_summarize(args) -> None:
 
     params = _params(args)
     out = Path(args.out) if args.out else Path(args.results_dir) / "metrics.json"
-    summarize(params, Path(args.results_dir), out, args.table, args.numbers, args.uncertainty)
-    print(f"summary of {len(params['heads'])} heads -> {out}, {args.table}, {args.numbers}, {args.uncertainty}")
+    written = summarize(params, Path(args.results_dir), out, args.tex_dir)
+    print(f"summary of {len(params['heads'])} heads x {len(params['seeds'])} seeds -> {out}, "
+          f"{', '.join(map(str, written))}")
 
 
 def cmd_samples(args) -> None:
     from .samples import draw_samples
 
     params = _params(args)
-    out = _head_dir(args) / "samples.npz"
-    info = draw_samples(_head_dir(args) / "checkpoint.pt", args.data_dir, out,
+    cfg, out_dir = _run(args, params)
+    out = out_dir / "samples.npz"
+    info = draw_samples(out_dir / "checkpoint.pt", args.data_dir, out,
                         num_samples=params["figures"]["num_samples"], batch_images=params["figures"]["batch_images"],
-                        seed=params["seed"], expect=resolve(params, args.head))
+                        seed=params["seed"], expect=cfg)
     print(f"{args.head}: {info['token_draws']} draws of one token, {info['tokens']} batch tokens -> {out}")
 
 
@@ -147,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override one setting, e.g. --set train.steps=100 (repeatable)")
     common.add_argument("--data-dir", default="data", help="prepared data folder (default: data)")
     common.add_argument("--results-dir", default="results",
-                        help="results folder: heads/HEAD/, reference/, metrics.json (default: results)")
+                        help="results folder: heads/HEAD/seedN/, reference/, metrics.json (default: results)")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     common.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for PyTorch (default: PyTorch's choice, usually all cores)")
@@ -157,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, parents=[common], help=help_, description=help_)
         if head:
             sp.add_argument("--head", required=True, help="predictor head, e.g. deterministic")
+            sp.add_argument("--seed", type=int, help="training seed of the run (default: the first of `seeds`)")
         sp.set_defaults(func=func)
         return sp
 
@@ -165,26 +176,28 @@ def build_parser() -> argparse.ArgumentParser:
     add("stats", cmd_stats, "per-channel mean/std of the training images into data/stats.json")
     sp = add("train", cmd_train, "train one head; resumes an interrupted run of the same params", head=True)
     sp.add_argument("--fresh", action="store_true", help="ignore existing checkpoints and start from step 0")
-    sp = add("embed", cmd_embed, "frozen-encoder features of train and val into results/heads/HEAD/embeddings.npz",
+    sp = add("embed", cmd_embed, "frozen-encoder features of train and val into results/heads/HEAD/seedN/embeddings.npz",
              head=True)
     sp.add_argument("--random-init", action="store_true", help="embed with the untrained (step 0) encoder")
-    sp.add_argument("--out", help="output .npz (default: results/heads/HEAD/embeddings.npz)")
-    sp = add("evaluate", cmd_evaluate, "weighted kNN top-1/top-5 into results/heads/HEAD/metrics.json", head=True)
-    sp.add_argument("--embeddings", help="features .npz (default: results/heads/HEAD/embeddings.npz)")
-    sp.add_argument("--out", help="output JSON (default: results/heads/HEAD/metrics.json)")
+    sp.add_argument("--out", help="output .npz (default: results/heads/HEAD/seedN/embeddings.npz)")
+    sp = add("evaluate", cmd_evaluate, "weighted kNN top-1/top-5 into results/heads/HEAD/seedN/metrics.json", head=True)
+    sp.add_argument("--embeddings", help="features .npz (default: results/heads/HEAD/seedN/embeddings.npz)")
+    sp.add_argument("--out", help="output JSON (default: results/heads/HEAD/seedN/metrics.json)")
     sp.add_argument("--knn-only", action="store_true",
                     help="skip the head's held-out distribution metrics (e.g. for random-init features)")
+    sp = add("ablate", cmd_ablate, "one point of the masking sweep: train ablation.head with that masking, then kNN "
+             "and probe into results/ablation/areaA_blocksB.json")
+    sp.add_argument("--area", type=float, required=True, help="target block area fraction (one of ablation.target_area)")
+    sp.add_argument("--blocks", type=int, required=True, help="number of target blocks (one of ablation.num_targets)")
     sp = add("reference", cmd_reference,
              "kNN floors (raw pixels, untrained encoder) into results/reference/metrics.json")
     sp.add_argument("--out", help="output JSON (default: results/reference/metrics.json)")
     sp = add("summarize", cmd_summarize, "Table I: every head's metrics into results/metrics.json and LaTeX")
     sp.add_argument("--out", help="output JSON (default: results/metrics.json)")
-    sp.add_argument("--table", default="report/generated/table1.tex", help="LaTeX table (default: %(default)s)")
-    sp.add_argument("--numbers", default="report/generated/numbers.tex",
-                    help="LaTeX macros of the numbers the report quotes (default: %(default)s)")
-    sp.add_argument("--uncertainty", default="report/generated/uncertainty.tex",
-                    help="LaTeX table of the distribution scores (default: %(default)s)")
-    add("samples", cmd_samples, "draws and targets for the distribution figures into results/heads/HEAD/samples.npz",
+    sp.add_argument("--tex-dir", default="report/generated",
+                    help="folder of the LaTeX it writes: table1.tex (Table I), numbers.tex (macros of the numbers "
+                         "the report quotes), uncertainty.tex, comparison.tex (default: %(default)s)")
+    add("samples", cmd_samples, "draws and targets for the distribution figures into results/heads/HEAD/seedN/samples.npz",
         head=True)
     sp = add("figure", cmd_figure, "plot one figure into report/figures/NAME.pdf and .png")
     sp.add_argument("name", help="figure name, e.g. losses, knn, masks, heads_grid, mdn_pca")

@@ -105,11 +105,16 @@ class EvalConfig:
     knn_k: int
     knn_temperature: float
     batch_size: int
+    draws: int
+    scored_tokens: int
+    probe_steps: int
+    probe_weight_decay: float
 
 
 @dataclass(frozen=True)
 class Config:
-    """Everything one head's run reads. `head` holds the head's own settings."""
+    """Everything one head's run reads. `head` holds the head's own settings; `seed` is the
+    training run's seed (or the study's, for what is not a training run)."""
 
     seed: int
     head_name: str
@@ -180,6 +185,35 @@ def validate(params: dict, source: str = "params.yaml") -> None:
             raise ConfigError(f"{source}: heads lists '{head}' but head.{head} is missing; add its section")
     for head in params["heads"]:
         _check_ranges(resolve(params, head), source)
+    _check_ablation(params, source)
+
+
+def ablation_points(params: dict) -> list[tuple[float, int]]:
+    """The masking sweep's points: (target area, number of target blocks), areas outer."""
+    a = params["ablation"]
+    return [(float(area), int(blocks)) for area in a["target_area"] for blocks in a["num_targets"]]
+
+
+def ablation_config(params: dict, area: float, blocks: int) -> Config:
+    """One point of the masking sweep: `ablation.head` (its overrides included) on the first training
+    seed, with `blocks` target blocks of area fraction `area` each (mask.target_scale = [area, area]),
+    trained for `ablation.steps` steps (warm-up at most a tenth of them, no evaluation during training)."""
+    a = params["ablation"]
+    cfg = resolve(params, a["head"], params["seeds"][0])
+    steps = a["steps"]
+    return dataclasses.replace(
+        cfg, mask=dataclasses.replace(cfg.mask, target_scale=(area, area), num_targets=blocks),
+        train=dataclasses.replace(cfg.train, steps=steps, warmup_steps=min(cfg.train.warmup_steps, steps // 10),
+                                  eval_every=0, ckpt_every=steps))
+
+
+def _check_ablation(params: dict, source: str) -> None:
+    head = params["ablation"]["head"]
+    if head not in params["head"]:
+        raise ConfigError(f"{source}: ablation.head = {head!r} has no section head.{head}; add one or pick a head "
+                          f"among {', '.join(params['head'])}")
+    for area, blocks in ablation_points(params):
+        _check_ranges(ablation_config(params, area, blocks), f"{source}: (ablation point area {area}, {blocks} blocks)")
 
 
 def _check_ranges(cfg: Config, source: str) -> None:
@@ -245,9 +279,10 @@ def _tuples(d: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
-def resolve(params: dict, head: str | None) -> Config:
+def resolve(params: dict, head: str | None, seed: int | None = None) -> Config:
     """The configuration of one head: shared sections with the head's overrides merged in.
-    `head=None` gives the shared sections alone (head_name "shared", no head settings)."""
+    `head=None` gives the shared sections alone (head_name "shared", no head settings).
+    `seed` is a training run's seed (one of `seeds`); without it, the study's `seed`."""
     if head is not None and head not in params.get("head", {}):
         raise ConfigError(f"no section head.{head} in params; known heads: {', '.join(params.get('head', {}))}")
     head_section = copy.deepcopy(params["head"][head]) if head is not None else {}
@@ -257,7 +292,7 @@ def resolve(params: dict, head: str | None) -> Config:
         merged.update(head_section.pop(name, {}) or {})
         sections[name] = merged
     return Config(
-        seed=params["seed"],
+        seed=params["seed"] if seed is None else seed,
         head_name=head if head is not None else "shared",
         data=DataConfig(**params["data"]),
         model=ModelConfig(**sections["model"]),

@@ -1,4 +1,5 @@
-"""Metrics of one head from its frozen features: kNN top-1/top-5 and what produced them."""
+"""Metrics of one run from its frozen features: kNN and linear-probe top-1/top-5, the head's
+held-out distribution scores, and what produced them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from .config import Config
 from .errors import DataError
 from .io import write_json
 from .knn import knn_accuracy
+from .probe import linear_probe
 from .runtime import versions
 
 FEATURE_KEYS = ("train_features", "train_labels", "val_features", "val_labels")
@@ -30,32 +32,49 @@ def load_embeddings(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
-             checkpoint_path: str | Path | None = None, data_dir: str | Path | None = None) -> dict:
+             checkpoint_path: str | Path | None = None, data_dir: str | Path | None = None,
+             eval_seed: int = 0) -> dict:
     """kNN on the embeddings file, plus the head's held-out distribution metrics when a
-    checkpoint and the data folder are given; writes metrics.json and returns it."""
+    checkpoint and the data folder are given; writes metrics.json and returns it.
+    `cfg.seed` is the training run's seed; `eval_seed` fixes the held-out masks and draws, so
+    that every run is scored on the same tokens."""
     e = load_embeddings(embeddings_path)
     acc = knn_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"],
                        k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
+    probe = probe_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"], cfg)
     metrics = {
         "head": cfg.head_name,
         "knn_top1": acc["top1"],
         "knn_top5": acc["top5"],
         "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "metric": "cosine",
                 "vote": "exp(sim/T)", "features": "mean-pooled student tokens"},
+        "probe_top1": probe.pop("top1"),
+        "probe_top5": probe.pop("top5"),
+        "probe": probe,
         "n_train": int(len(e["train_labels"])),
         "n_val": int(len(e["val_labels"])),
         "embedding_dim": int(e["train_features"].shape[1]),
         "step": int(e["step"]) if "step" in e else None,
         "seed": cfg.seed,
+        "eval_seed": eval_seed,
         "versions": versions(),
     }
     if checkpoint_path is not None:
-        metrics.update(_from_checkpoint(checkpoint_path, Path(data_dir), cfg))
+        metrics.update(_from_checkpoint(checkpoint_path, Path(data_dir), cfg, eval_seed))
     write_json(out_path, metrics)
     return metrics
 
 
-def _from_checkpoint(checkpoint_path, data_dir: Path, cfg: Config) -> dict:
+def probe_accuracy(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
+    """The linear probe with the params' fixed budget: top1, top5 and how it was fitted."""
+    r = linear_probe(train_x, train_y, val_x, val_y, num_classes=cfg.data.num_classes, steps=cfg.eval.probe_steps,
+                     weight_decay=cfg.eval.probe_weight_decay)
+    return {"top1": r["top1"], "top5": r["top5"], "train_top1": r["train_top1"], "lbfgs_iterations": r["steps"],
+            "max_iterations": cfg.eval.probe_steps, "weight_decay": cfg.eval.probe_weight_decay,
+            "model": "multinomial logistic regression on standardised features, full-batch L-BFGS"}
+
+
+def _from_checkpoint(checkpoint_path, data_dir: Path, cfg: Config, eval_seed: int) -> dict:
     """The head's held-out metrics, and what training reported: warnings (e.g. collapse) and
     steps skipped as non-finite."""
     from . import checkpoint
@@ -66,5 +85,5 @@ def _from_checkpoint(checkpoint_path, data_dir: Path, cfg: Config) -> dict:
     state, _, model = checkpoint.load_model(checkpoint_path, cfg)
     model.to(pick_device(cfg.train.device))
     images, _ = load_split(data_dir / "processed" / "val.npz")
-    return {"head_metrics": head_metrics(model, images, load_data_stats(data_dir), cfg),
+    return {"head_metrics": head_metrics(model, images, load_data_stats(data_dir), cfg, seed=eval_seed),
             "training_warnings": state.get("warnings", []), "skipped_steps": state.get("skipped_steps", [])}

@@ -23,8 +23,6 @@ from .masks import MultiBlockMaskSampler
 from .uncertainty import (count_modes, coverage, energy_score, mean_pairwise_distance, pit,
                           spread_error_correlation)
 
-DRAWS = 64  # draws per token for the distribution scores
-SCORED_TOKENS = 256  # held-out tokens (from the first batch) that get them
 MODE_TOKENS = 16  # tokens whose draws are clustered to count modes
 PIT_BINS = 10
 
@@ -53,14 +51,15 @@ def sample_quality(draw: torch.Tensor, target: torch.Tensor) -> dict[str, float]
 
 
 @torch.no_grad()
-def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_images: int = 512) -> dict:
-    """Held-out distribution metrics of `model.head` (see module docstring). Sampling is timed on
-    the first batch only: some heads sample sequentially and are slow on a CPU."""
+def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, seed: int = 0, max_images: int = 512) -> dict:
+    """Held-out distribution metrics of `model.head` (see module docstring); `seed` fixes the masks
+    and draws. Sampling is timed on the first batch only: some heads sample sequentially and are
+    slow on a CPU."""
     model.eval()
     head = model.head
     nll, cos, n_tokens = [], [], 0
-    torch.manual_seed(cfg.seed)
-    for i, (cond, target) in enumerate(held_out_batches(model, images, stats, cfg, max_images=max_images)):
+    torch.manual_seed(seed)
+    for i, (cond, target) in enumerate(held_out_batches(model, images, stats, cfg, max_images=max_images, seed=seed)):
         if head.exact_log_prob:
             nll.append(-head.log_prob(cond, target).float().mean() / target.shape[-1])
         cos.append(F.cosine_similarity(head.point(cond).float(), target.float(), dim=-1).mean())
@@ -72,7 +71,8 @@ def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_image
                 torch.cuda.synchronize()
             sample_ms = 1000.0 * (time.perf_counter() - t0) / (cond.shape[0] * cond.shape[1])
             quality = sample_quality(draw, target)
-            scores = distribution_scores(head, cond, target, cfg.seed)
+            scores = distribution_scores(head, cond, target, seed, num_draws=cfg.eval.draws,
+                                         num_tokens=cfg.eval.scored_tokens)
     out = {
         "point_cosine": float(torch.stack(cos).mean()),
         **quality,
@@ -89,11 +89,12 @@ def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_image
 
 
 @torch.no_grad()
-def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: int) -> dict:
-    """`DRAWS` draws for each of the first `SCORED_TOKENS` tokens, scored against their targets."""
-    c = cond.reshape(1, -1, cond.shape[-1])[:, :SCORED_TOKENS]
-    y = target.reshape(-1, target.shape[-1])[:SCORED_TOKENS].float().cpu()
-    draws = head.sample(c, DRAWS)[:, 0].float().cpu()  # n×T×D
+def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: int, *, num_draws: int = 64,
+                        num_tokens: int = 256) -> dict:
+    """`num_draws` draws for each of the first `num_tokens` tokens, scored against their targets."""
+    c = cond.reshape(1, -1, cond.shape[-1])[:, :num_tokens]
+    y = target.reshape(-1, target.shape[-1])[:num_tokens].float().cpu()
+    draws = head.sample(c, num_draws)[:, 0].float().cpu()  # n×T×D
     point = head.point(c)[0].float().cpu()
     cov = coverage(draws, y, levels=(0.5, 0.9))
     u = pit(draws, y, torch.Generator().manual_seed(seed)).flatten()
@@ -107,5 +108,5 @@ def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: in
         "spread_error_spearman": None if np.isnan(spearman) else spearman,
         "sample_pairwise_distance": mean_pairwise_distance(draws),
         "modes": float(np.mean([count_modes(draws[:, t], seed=seed) for t in range(min(MODE_TOKENS, y.shape[0]))])),
-        "scored_tokens": int(y.shape[0]), "draws_per_token": DRAWS,
+        "scored_tokens": int(y.shape[0]), "draws_per_token": num_draws,
     }

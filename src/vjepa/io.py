@@ -18,6 +18,11 @@ import numpy as np
 from .errors import VJepaError
 
 
+def run_dir(results_dir: str | os.PathLike, head: str, seed: int) -> Path:
+    """Where one training run (a head and a seed) keeps its checkpoint, curves, features and metrics."""
+    return Path(results_dir) / "heads" / head / f"seed{seed}"
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `path` on success."""

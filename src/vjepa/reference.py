@@ -1,18 +1,21 @@
-"""The floors every head is compared with: kNN on raw pixels and on the untrained encoder.
+"""The floors every head is compared with: kNN and the linear probe on raw pixels and on the
+untrained encoder.
 
-Both use the shared model settings (no head overrides) and the same kNN as `evaluate`,
-so Table I can say how much each head's training added.
+Both use the shared model settings (no head overrides) and the same kNN and probe as
+`evaluate`, so Table I can say how much each head's training added.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .augment import resize
 from .config import Config
 from .data import load_data_stats, load_split
 from .embed import extract_features, images_to_tensor
+from .evaluate import probe_accuracy
 from .io import write_json
 from .knn import knn_accuracy
 from .runtime import pick_device, versions
@@ -20,7 +23,8 @@ from .vit import VisionTransformer
 
 
 def reference(cfg: Config, data_dir: str | Path, out_path: str | Path) -> dict:
-    """Write {raw_pixels, random_init}: kNN top-1/top-5 of each, to `out_path` and return it."""
+    """Write {raw_pixels, random_init}: kNN top-1/top-5 and probe top-1/top-5 of each, to `out_path`
+    and return it."""
     data_dir = Path(data_dir)
     device = pick_device(cfg.train.device)
     stats = load_data_stats(data_dir)
@@ -28,9 +32,12 @@ def reference(cfg: Config, data_dir: str | Path, out_path: str | Path) -> dict:
     images = {s: images_to_tensor(x, device) for s, (x, _) in splits.items()}
 
     def knn(features: dict[str, torch.Tensor]) -> dict[str, float]:
-        return knn_accuracy(features["train"], splits["train"][1], features["val"], splits["val"][1],
-                            k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
-                            num_classes=cfg.data.num_classes)
+        acc = knn_accuracy(features["train"], splits["train"][1], features["val"], splits["val"][1],
+                           k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
+                           num_classes=cfg.data.num_classes)
+        probe = probe_accuracy(np.asarray(features["train"]), splits["train"][1], np.asarray(features["val"]),
+                               splits["val"][1], cfg)
+        return {**acc, "probe_top1": probe["top1"], "probe_top5": probe["top5"]}
 
     pixels = {s: resize(x, cfg.data.image_size, stats["mean"], stats["std"]).flatten(1).float().cpu()
               for s, x in images.items()}

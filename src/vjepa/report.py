@@ -18,7 +18,7 @@ from pathlib import Path
 from .config import resolve
 from .errors import VJepaError
 from .figures import FIGURES, figure_names
-from .io import atomic_path, file_digest
+from .io import atomic_path, file_digest, run_dir
 from .runtime import versions
 from .summarize import DISPLAY_NAMES
 
@@ -61,7 +61,8 @@ def setup_tex(params: dict) -> str:
 def figures_tex(heads: list[str]) -> str:
     blocks = []
     for name in figure_names(heads):
-        width = r"\textwidth" if name in ("losses", "heads_grid", "mdn_diagnostics", "masks") else r"0.7\textwidth"
+        wide = name in ("losses", "heads_grid", "mdn_diagnostics", "masks", "calibration")
+        width = r"\textwidth" if wide else r"0.7\textwidth"
         blocks.append("\n".join([
             r"\begin{figure}[p]" if name == "heads_grid" else r"\begin{figure}[htbp]", r"\centering",
             f"\\includegraphics[width={width},height=0.85\\textheight,keepaspectratio]{{figures/{name}.pdf}}",
@@ -94,7 +95,8 @@ def _stage_times(logs_dir: Path) -> list[tuple[str, float, float]]:
 def provenance_tex(params: dict, params_file: str, data_dir: Path, results_dir: Path, logs_dir: Path) -> str:
     lines = [r"\begin{itemize}",
              f"\\item Git commit: \\texttt{{{tex_escape(_git_commit())}}}",
-             f"\\item Params file: \\texttt{{{tex_escape(params_file)}}}, seed {params['seed']}",
+             f"\\item Params file: \\texttt{{{tex_escape(params_file)}}}, seed {params['seed']}, training seeds "
+             f"{', '.join(map(str, params['seeds']))}",
              f"\\item Host: {tex_escape(platform.platform())}, {os.cpu_count()} CPU cores, "
              f"Python {tex_escape(platform.python_version())}",
              "\\item Libraries: " + ", ".join(f"{tex_escape(k)} {tex_escape(v)}" for k, v in versions().items()),
@@ -102,7 +104,7 @@ def provenance_tex(params: dict, params_file: str, data_dir: Path, results_dir: 
              r"\noindent Content hashes (MD5, as in \texttt{dvc.lock}):", "",
              r"\begin{longtable}{ll}", r"\toprule", r"File & MD5 \\", r"\midrule"]
     files = [data_dir / "processed" / "train.npz", data_dir / "processed" / "val.npz", data_dir / "stats.json"]
-    files += [results_dir / "heads" / h / "checkpoint.pt" for h in params["heads"]]
+    files += [run_dir(results_dir, h, seed) / "checkpoint.pt" for h in params["heads"] for seed in params["seeds"]]
     for path in files:
         lines.append(f"\\texttt{{{tex_escape(path)}}} & \\texttt{{{file_digest(path, 'md5') if path.is_file() else 'missing'}}} \\\\")
     lines += [r"\bottomrule", r"\end{longtable}", r"\addtocounter{table}{-1}", ""]

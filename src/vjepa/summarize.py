@@ -1,12 +1,15 @@
-"""Table I from the pipeline's own outputs: results/metrics.json and its LaTeX rendering."""
+"""Table I from the pipeline's own outputs: results/metrics.json (every run, mean ± std over seeds,
+the paired comparison of heads) and its LaTeX rendering."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .config import resolve
 from .errors import DataError
-from .io import atomic_path, write_json
+from .io import atomic_path, run_dir, write_json
 from .runtime import versions
 
 DISPLAY_NAMES = {
@@ -35,33 +38,87 @@ def tex_name(head: str) -> str:
 
 UNCERTAINTY_KEYS = ("energy_score_per_dim", "coverage_50", "coverage_90", "spread_error_spearman",
                     "sample_pairwise_distance", "modes")
+HEAD_KEYS = ("nll_per_dim", "point_cosine", "sample_cosine", "sample_ms_per_token") + UNCERTAINTY_KEYS
+ACCURACY_KEYS = ("knn_top1", "knn_top5", "probe_top1", "probe_top5")  # reported as mean ± std over seeds
 
 
-def summarize(params: dict, results_dir: str | Path, out_json: str | Path, out_tex: str | Path,
-              out_numbers: str | Path, out_uncertainty: str | Path) -> dict:
-    """Collect every head's metrics and the reference floors into one summary, the LaTeX
-    Table I and LaTeX macros for the numbers the report's text quotes."""
+TEX_FILES = ("table1.tex", "numbers.tex", "uncertainty.tex", "comparison.tex")
+
+
+def summarize(params: dict, results_dir: str | Path, out_json: str | Path, tex_dir: str | Path) -> list[Path]:
+    """Collect every run's metrics (heads × seeds) and the reference floors into one summary: per
+    head the mean and std over seeds and each seed's accuracies, the paired comparison of heads
+    across seeds, and their LaTeX in `tex_dir` (TEX_FILES: Table I, the macros of the numbers the
+    report quotes, the distribution scores, the comparison). Returns the files written."""
     results_dir = Path(results_dir)
     rows = {}
     for head in params["heads"]:
-        m = _read(results_dir / "heads" / head / "metrics.json", f"run `vjepa evaluate --head {head}` first")
-        hm = m.get("head_metrics") or {}
-        rows[head] = {"knn_top1": m["knn_top1"], "knn_top5": m["knn_top5"], "step": m["step"],
-                      "batch_size": resolve(params, head).train.batch_size,
-                      "nll_per_dim": hm.get("nll_per_dim"), "point_cosine": hm.get("point_cosine"),
-                      "sample_cosine": hm.get("sample_cosine"),
-                      "sample_ms_per_token": hm.get("sample_ms_per_token"),
-                      **{k: hm.get(k) for k in UNCERTAINTY_KEYS}}
+        runs = {}
+        for seed in params["seeds"]:
+            path = run_dir(results_dir, head, seed) / "metrics.json"
+            runs[seed] = _read(path, f"run `vjepa evaluate --head {head} --seed {seed}` first")
+        rows[head] = head_row(runs, resolve(params, head).train.batch_size)
     ref = _read(results_dir / "reference" / "metrics.json", "run `vjepa reference` first")
-    summary = {"data": params["data"]["source"], "heads": rows,
+    summary = {"data": params["data"]["source"], "seeds": list(params["seeds"]), "heads": rows,
+               "comparison": {key: paired_comparison(rows, key) for key in ("knn_top1", "probe_top1")},
                "reference": {"raw_pixels": ref["raw_pixels"], "random_init": ref["random_init"]},
                "n_train": ref["n_train"], "n_val": ref["n_val"], "seed": params["seed"], "versions": versions()}
     write_json(out_json, summary)
-    for path, text in ((out_tex, table_tex(summary)), (out_numbers, numbers_tex(summary)),
-                       (out_uncertainty, uncertainty_tex(summary))):
-        with atomic_path(path) as tmp:
+    written = [Path(out_json)]
+    texts = (table_tex(summary), numbers_tex(summary), uncertainty_tex(summary), comparison_tex(summary))
+    for name, text in zip(TEX_FILES, texts):
+        with atomic_path(Path(tex_dir) / name) as tmp:
             tmp.write_text(text)
-    return summary
+        written.append(Path(tex_dir) / name)
+    return written
+
+
+def head_row(runs: dict[int, dict], batch_size: int) -> dict:
+    """One head's row: accuracies as mean and std over its seeds (std None for one seed), each
+    seed's accuracies, and the held-out distribution scores averaged over seeds."""
+    per_seed = {seed: {k: m.get(k) for k in ACCURACY_KEYS} for seed, m in runs.items()}
+    first = next(iter(runs.values())).get("head_metrics") or {}
+    row = {"seeds": list(runs), "per_seed": per_seed, "batch_size": batch_size,
+           "step": max(m["step"] for m in runs.values()),
+           "draws_per_token": first.get("draws_per_token"), "scored_tokens": first.get("scored_tokens")}
+    for key in ACCURACY_KEYS:
+        row[key], row[f"{key}_std"] = mean_std([r[key] for r in per_seed.values()])
+    for key in HEAD_KEYS:
+        row[key] = mean_std([(m.get("head_metrics") or {}).get(key) for m in runs.values()])[0]
+    return row
+
+
+def mean_std(values: list) -> tuple[float | None, float | None]:
+    """Mean and sample std (ddof 1) of the values; (None, None) if any is missing, std None for one."""
+    if not values or any(v is None for v in values):
+        return None, None
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else None)
+
+
+def paired_comparison(rows: dict, key: str, alpha: float = 0.05) -> list[dict]:
+    """Every pair of heads compared on `key`, paired by seed (the same seed is the same data
+    order and initialisation): mean difference, its std over seeds, the paired t-test's p-value and
+    whether the difference is larger than seed noise (p < alpha). With one seed there is no
+    noise estimate: p and the verdict are None."""
+    from scipy import stats
+
+    out = []
+    heads = [h for h in rows if rows[h][key] is not None]
+    for i, a in enumerate(heads):
+        for b in heads[i + 1:]:
+            seeds = [s for s in rows[a]["seeds"] if s in rows[b]["per_seed"]]
+            d = np.array([rows[a]["per_seed"][s][key] - rows[b]["per_seed"][s][key] for s in seeds])
+            p = None
+            if len(d) > 1:
+                sd = d.std(ddof=1)
+                p = float(stats.ttest_rel([rows[a]["per_seed"][s][key] for s in seeds],
+                                          [rows[b]["per_seed"][s][key] for s in seeds]).pvalue) if sd > 0 \
+                    else float(d.mean() == 0)  # identical differences: certain unless all zero
+            out.append({"a": a, "b": b, "n": len(d), "diff": float(d.mean()),
+                        "diff_std": float(d.std(ddof=1)) if len(d) > 1 else None, "p": p,
+                        "beyond_seed_noise": None if p is None else bool(p < alpha)})
+    return out
 
 
 def macro_name(*words: str) -> str:
@@ -77,14 +134,25 @@ def numbers_tex(summary: dict) -> str:
     def define(macro: str, value) -> None:
         lines.append(f"\\newcommand{{{macro}}}{{{value}}}")
 
-    for head, r in summary["heads"].items():
+    heads = summary["heads"]
+    for head, r in heads.items():
         define(macro_name(head, "top1"), _pct(r["knn_top1"]))
         define(macro_name(head, "top5"), _pct(r["knn_top5"]))
-    best = max(summary["heads"], key=lambda h: summary["heads"][h]["knn_top1"])
+        define(macro_name(head, "probe", "top1"), _pct(r.get("probe_top1")))
+    best = max(heads, key=lambda h: heads[h]["knn_top1"])
     define("\\BestHead", tex_name(best))
-    define("\\BestTopOne", _pct(summary["heads"][best]["knn_top1"]))
+    define("\\BestTopOne", _pct(heads[best]["knn_top1"]))
+    probed = [h for h in heads if heads[h].get("probe_top1") is not None]
+    best_probe = max(probed, key=lambda h: heads[h]["probe_top1"]) if probed else None
+    define("\\BestProbeHead", tex_name(best_probe) if best_probe else "--")
+    define("\\BestProbeTopOne", _pct(heads[best_probe]["probe_top1"]) if best_probe else "--")
     define("\\RawPixelsTopOne", _pct(summary["reference"]["raw_pixels"]["top1"]))
     define("\\RandomInitTopOne", _pct(summary["reference"]["random_init"]["top1"]))
+    define("\\RawPixelsProbeTopOne", _pct(summary["reference"]["raw_pixels"].get("probe_top1")))
+    define("\\NumSeeds", len(summary["seeds"]))
+    first = next(iter(heads.values()))
+    define("\\ScoreDraws", first.get("draws_per_token") or "--")
+    define("\\ScoredTokens", first.get("scored_tokens") or "--")
     calibrated = best_calibrated(summary)
     define("\\BestCalibratedHead", tex_name(calibrated) if calibrated else "--")
     define("\\NumTrain", summary["n_train"])
@@ -101,21 +169,53 @@ def _num(x: float | None, fmt: str) -> str:
     return "--" if x is None else format(x, fmt)
 
 
+def _pm(mean: float | None, std: float | None) -> str:
+    """A percentage with its std over seeds when there is one: 73.89 $\\pm$ 1.20."""
+    return _pct(mean) if std is None else f"{_pct(mean)} $\\pm$ {100 * std:.2f}"
+
+
 def table_tex(summary: dict) -> str:
     """A booktabs tabular (no float wrapper, so the report chooses the caption)."""
-    lines = [r"\begin{tabular}{lrrrrrrrr}", r"\toprule",
-             r"Predictor & Batch & Steps & kNN@1 (\%) & kNN@5 (\%) & NLL/dim & cos(point) & cos(sample) & ms/token \\",
-             r"\midrule"]
+    lines = [r"\begin{tabular}{lrrrrrrrrr}", r"\toprule",
+             r"Predictor & Batch & Steps & kNN@1 (\%) & kNN@5 (\%) & Probe@1 (\%) & NLL/dim & cos(point) & "
+             r"cos(sample) & ms/token \\", r"\midrule"]
     for head, r in summary["heads"].items():
-        name = tex_name(head)
-        lines.append(f"{name} & {r['batch_size']} & {r['step']} & {_pct(r['knn_top1'])} & {_pct(r['knn_top5'])} & "
+        lines.append(f"{tex_name(head)} & {r['batch_size']} & {r['step']} & {_pm(r['knn_top1'], r['knn_top1_std'])} & "
+                     f"{_pm(r['knn_top5'], r['knn_top5_std'])} & {_pm(r['probe_top1'], r['probe_top1_std'])} & "
                      f"{_num(r['nll_per_dim'], '.3f')} & {_num(r['point_cosine'], '.3f')} & "
                      f"{_num(r['sample_cosine'], '.3f')} & {_num(r['sample_ms_per_token'], '.4f')} \\\\")
     lines.append(r"\midrule")
     for key, name in (("raw_pixels", "Raw pixels"), ("random_init", "Untrained encoder")):
         r = summary["reference"][key]
-        lines.append(f"{name} & -- & -- & {_pct(r['top1'])} & {_pct(r['top5'])} & -- & -- & -- & -- \\\\")
+        lines.append(f"{name} & -- & -- & {_pct(r['top1'])} & {_pct(r['top5'])} & {_pct(r.get('probe_top1'))} & "
+                     "-- & -- & -- & -- \\\\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def comparison_tex(summary: dict) -> str:
+    """The paired comparison of heads over seeds, or a sentence saying why there is none."""
+    if len(summary["seeds"]) < 2:
+        return ("With one training seed the spread between seeds is not measured, so no difference between "
+                "heads can be told apart from seed noise; list several seeds in \\texttt{seeds} "
+                "(the paper profile trains three) to get the paired comparison.\n")
+    lines = [r"\begin{table}[htbp]", r"\centering",
+             r"\caption{Paired comparison of the heads over training seeds (differences in percentage points, "
+             r"mean $\pm$ std over seeds).}", r"\label{tab:comparison}", r"\resizebox{\textwidth}{!}{%",
+             r"\begin{tabular}{llrrcrrc}", r"\toprule",
+             r"Head A & Head B & $\Delta$kNN@1 (pp) & $p$ & $>$ noise & $\Delta$Probe@1 (pp) & $p$ & $>$ noise \\",
+             r"\midrule"]
+    probe = {(c["a"], c["b"]): c for c in summary["comparison"]["probe_top1"]}
+    for c in summary["comparison"]["knn_top1"]:
+        cells = [tex_name(c["a"]), tex_name(c["b"])]
+        for cmp in (c, probe.get((c["a"], c["b"]))):
+            if cmp is None:
+                cells += ["--", "--", "--"]
+                continue
+            cells += [f"{100 * cmp['diff']:+.2f} $\\pm$ {100 * cmp['diff_std']:.2f}", _num(cmp["p"], ".3f"),
+                      "yes" if cmp["beyond_seed_noise"] else "no"]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
 
 

@@ -1,11 +1,12 @@
-"""Figure 1: training and validation loss of every head, read from its TensorBoard events."""
+"""Figure 1: training and validation loss of every head, read from its runs' TensorBoard events
+(mean over seeds, min..max band)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ..errors import DataError
-from .common import grid, name
+from .common import grid, mean_and_band, name
 
 
 def scalars(tb_dir, tag: str) -> tuple[list[int], list[float]]:
@@ -21,13 +22,13 @@ def plot(ctx):
     rows, cols = grid(len(ctx.heads))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, head in zip(axes.flat, ctx.heads):
-        tb = ctx.head_dir(head) / "tb"
-        if not tb.is_dir():
-            raise DataError(f"'{tb}' not found; train head {head} first")
+        tbs = [run / "tb" for run in ctx.run_dirs(head)]
+        for tb in tbs:
+            if not tb.is_dir():
+                raise DataError(f"'{tb}' not found; train head {head} for every seed first")
         # The head's own loss on both sides (training adds the shared collapse penalty to it).
         for tag, label, style in (("train/head_loss", "train", "-"), ("val/loss", "validation", "o-")):
-            steps, values = scalars(tb, tag)
-            ax.plot(steps, values, style, label=label, markersize=3)
+            mean_and_band(ax, [scalars(tb, tag) for tb in tbs], style, label=label, markersize=3)
         ax.set_title(name(head))
         ax.set_xlabel("step")
         ax.set_ylabel("head loss")

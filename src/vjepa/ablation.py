@@ -1,0 +1,48 @@
+"""The masking ablation (the paper's future work): how the target blocks' area and number shape
+the learned features.
+
+Each point of `ablation` in params trains `ablation.head` with `mask.target_scale = [area, area]`
+and `mask.num_targets = blocks` (config.ablation_config), then scores the frozen encoder with the
+same kNN and linear probe as `evaluate`. A point's run lives in results/ablation/NAME/ and its
+scores in results/ablation/NAME.json.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import ablation_config, ablation_points
+from .embed import embed
+from .errors import ConfigError
+from .evaluate import load_embeddings, probe_accuracy
+from .io import exclusive_use, write_json
+from .knn import knn_accuracy
+from .runtime import versions
+
+
+def point_name(area: float, blocks: int) -> str:
+    return f"area{float(area)}_blocks{int(blocks)}"
+
+
+def run_point(params: dict, area: float, blocks: int, data_dir: str | Path, results_dir: str | Path, *,
+              progress: bool = True) -> dict:
+    """Train, embed and score one point of the sweep; writes results/ablation/NAME.json and returns it."""
+    from .train import train
+
+    if (area, blocks) not in ablation_points(params):
+        raise ConfigError(f"area {area}, {blocks} blocks is not a point of the sweep in params (ablation.target_area "
+                          f"x ablation.num_targets: {ablation_points(params)})")
+    cfg = ablation_config(params, area, blocks)
+    out = Path(results_dir) / "ablation" / point_name(area, blocks)
+    with exclusive_use(out, f"`vjepa ablate --area {area} --blocks {blocks}`"):
+        result = train(cfg, data_dir, out, progress=progress)
+        embed(out / "checkpoint.pt", data_dir, out / "embeddings.npz", progress=progress, expect=cfg)
+    e = load_embeddings(out / "embeddings.npz")
+    features = (e["train_features"], e["train_labels"], e["val_features"], e["val_labels"])
+    knn = knn_accuracy(*features, k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
+                       num_classes=cfg.data.num_classes)
+    probe = probe_accuracy(*features, cfg)
+    metrics = {"head": cfg.head_name, "target_area": area, "num_targets": blocks, "step": result["step"],
+               "knn_top1": knn["top1"], "knn_top5": knn["top5"], "probe_top1": probe["top1"],
+               "probe_top5": probe["top5"], "seed": cfg.seed, "versions": versions()}
+    write_json(Path(results_dir) / "ablation" / f"{point_name(area, blocks)}.json", metrics)
+    return metrics

@@ -1,0 +1,44 @@
+"""The masking ablation: kNN and linear-probe top-1 of the frozen encoder over the sweep's target
+block area (rows) and number of blocks (columns), one heat map each, values annotated."""
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..ablation import point_name
+from ..config import ablation_points
+from ..errors import DataError
+from .common import name
+
+
+def plot(ctx):
+    areas = list(dict.fromkeys(a for a, _ in ablation_points(ctx.params)))
+    blocks = list(dict.fromkeys(b for _, b in ablation_points(ctx.params)))
+    grids = {key: np.full((len(areas), len(blocks)), np.nan) for key in ("knn_top1", "probe_top1")}
+    for i, area in enumerate(areas):
+        for j, n in enumerate(blocks):
+            path = ctx.results_dir / "ablation" / f"{point_name(area, n)}.json"
+            if not path.is_file():
+                raise DataError(f"'{path}' not found; run `vjepa ablate --area {area} --blocks {n}` first")
+            m = json.loads(path.read_text())
+            for key in grids:
+                grids[key][i, j] = 100 * m[key]
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(blocks), 1.2 + 0.8 * len(areas)), squeeze=False)
+    for ax, (key, title) in zip(axes.flat, (("knn_top1", "kNN top-1 (%)"), ("probe_top1", "linear probe top-1 (%)"))):
+        values = grids[key]
+        im = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=9,
+                    color="white" if v < np.nanmean(values) else "black")
+        ax.set_xticks(range(len(blocks)), [str(b) for b in blocks])
+        ax.set_yticks(range(len(areas)), [f"{a:g}" for a in areas])
+        ax.set_xlabel("target blocks")
+        ax.set_ylabel("area per block (fraction of the image)")
+        ax.set_title(title, fontsize=10)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    head, steps = ctx.params["ablation"]["head"], ctx.params["ablation"]["steps"]
+    fig.suptitle(f"masking ablation: {name(head)} head, {steps} steps per point", fontsize=10)
+    fig.tight_layout()
+    return fig
