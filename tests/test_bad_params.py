@@ -31,6 +31,10 @@ CASES = [  # (key, bad value, what the message must say)
     ("data.val_fraction", 1.0, "data.val_fraction = 1.0 is out of range; allowed range (0, 1)"),
     ("train.nonfinite", "ignore", "train.nonfinite = 'ignore' is not allowed; choose one of: stop, skip"),
     ("model.predictor_pass", "both", "model.predictor_pass = 'both' is not allowed"),
+    ("seeds", [], "seeds = [] has the wrong length"),
+    ("seeds", [0, 0], "seeds = [0, 0] lists an entry twice"),
+    ("eval.draws", 1, "eval.draws = 1 is out of range; allowed range [2, inf)"),
+    ("ablation.num_targets", [1, 8], "(ablation point area 0.2, 8 blocks): (head deterministic) mask.num_targets"),
 ]
 
 

@@ -96,6 +96,7 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert m["n_train"] == 1437 and m["n_val"] == 360 and m["step"] == 6 and m["seed"] == 0
     assert m["versions"]["torch"].startswith("2.13")
     assert m["training_warnings"] == [] and m["skipped_steps"] == []
+    assert 0.1 < m["probe_top1"] <= m["probe_top5"] <= 1.0 and 1 <= m["probe"]["lbfgs_iterations"] <= 100
     hm = m["head_metrics"]
     assert -1.0 <= hm["point_cosine"] <= 1.0 and hm["sample_ms_per_token"] > 0
     assert hm["nll_per_dim"] is None and "no exact density" in hm["nll_note"]
@@ -103,6 +104,7 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert main(["reference", *common]) == 0
     ref = json.loads((tmp_path / "results" / "reference" / "metrics.json").read_text())
     assert ref["raw_pixels"]["top1"] > 0.9  # digits are easy in pixel space
+    assert ref["raw_pixels"]["probe_top1"] > 0.9 and 0.1 < ref["random_init"]["probe_top1"] <= 1.0
     assert 0.1 < ref["random_init"]["top1"] <= ref["random_init"]["top5"] <= 1.0
     table, numbers, uncertainty = (tmp_path / n for n in ("table1.tex", "numbers.tex", "uncertainty.tex"))
     assert main(["summarize", *common, "--tex-dir", str(tmp_path)]) == 0

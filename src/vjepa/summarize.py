@@ -96,25 +96,30 @@ def mean_std(values: list) -> tuple[float | None, float | None]:
     return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else None)
 
 
+def paired_t_pvalue(diffs: np.ndarray) -> float:
+    """Two-sided p-value of the paired t-test that the differences' mean is 0. Differences equal up
+    to rounding (no spread) give 0 unless they are all 0 (then 1)."""
+    from scipy import stats
+
+    mean, sd = float(diffs.mean()), float(diffs.std(ddof=1))
+    if sd <= 1e-9 * max(1.0, abs(mean)):
+        return float(abs(mean) <= 1e-12)
+    t = mean / (sd / np.sqrt(len(diffs)))
+    return float(2 * stats.t.sf(abs(t), len(diffs) - 1))
+
+
 def paired_comparison(rows: dict, key: str, alpha: float = 0.05) -> list[dict]:
     """Every pair of heads compared on `key`, paired by seed (the same seed is the same data
     order and initialisation): mean difference, its std over seeds, the paired t-test's p-value and
     whether the difference is larger than seed noise (p < alpha). With one seed there is no
     noise estimate: p and the verdict are None."""
-    from scipy import stats
-
     out = []
     heads = [h for h in rows if rows[h][key] is not None]
     for i, a in enumerate(heads):
         for b in heads[i + 1:]:
             seeds = [s for s in rows[a]["seeds"] if s in rows[b]["per_seed"]]
             d = np.array([rows[a]["per_seed"][s][key] - rows[b]["per_seed"][s][key] for s in seeds])
-            p = None
-            if len(d) > 1:
-                sd = d.std(ddof=1)
-                p = float(stats.ttest_rel([rows[a]["per_seed"][s][key] for s in seeds],
-                                          [rows[b]["per_seed"][s][key] for s in seeds]).pvalue) if sd > 0 \
-                    else float(d.mean() == 0)  # identical differences: certain unless all zero
+            p = paired_t_pvalue(d) if len(d) > 1 else None
             out.append({"a": a, "b": b, "n": len(d), "diff": float(d.mean()),
                         "diff_std": float(d.std(ddof=1)) if len(d) > 1 else None, "p": p,
                         "beyond_seed_noise": None if p is None else bool(p < alpha)})
