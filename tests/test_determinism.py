@@ -31,8 +31,8 @@ def test_two_runs_give_identical_results(tmp_path, params):
         runs.append(tmp_path / name / "results")
     a, b = (checkpoint.load(r / "heads" / "mdn" / "seed0" / "checkpoint.pt")["model"] for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    for rel in ("heads/mdn/metrics.json", "reference/metrics.json", "metrics.json"):
+    for rel in ("heads/mdn/seed0/metrics.json", "reference/metrics.json", "metrics.json"):
         ma, mb = (json.loads((r / rel).read_text()) for r in runs)
         assert without_timings(ma) == without_timings(mb), rel
         assert ma["seed"] == 0 and ma["versions"]["torch"] == torch.__version__, rel
-    assert (runs[0] / "heads/mdn/train_curve.csv").read_text() == (runs[1] / "heads/mdn/train_curve.csv").read_text()
+    assert (runs[0] / "heads/mdn/seed0/train_curve.csv").read_text() == (runs[1] / "heads/mdn/seed0/train_curve.csv").read_text()
