@@ -81,18 +81,27 @@ def mean_pairwise_distance(samples: torch.Tensor) -> float:
 
 def count_modes(draws: torch.Tensor, max_modes: int = 5, seed: int = 0) -> int:
     """Number of distinct modes among the draws of one token (n×D): the number of Gaussian mixture
-    components that minimises BIC on the draws' top-2 principal components."""
+    components that minimises BIC on the draws' top-2 principal components. At most one component
+    per 4 draws (a 2-D Gaussian needs several points); a fit that degenerates does not count."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    x = draws.float().numpy()
+    x = draws.double().numpy()
     x = x - x.mean(0)
     if not np.any(x):
         return 1
     _, _, vt = np.linalg.svd(x, full_matrices=False)
     z = x @ vt[:2].T
-    max_modes = min(max_modes, len(np.unique(z.round(6), axis=0)))  # no more modes than distinct draws
+    max_modes = max(1, min(max_modes, len(np.unique(z.round(6), axis=0)), len(z) // 4))
+    reg = 1e-6 * max(float(z.var(0).max()), 1e-12)  # scale-aware floor on the covariances
+
+    def bic(k: int) -> float:
+        try:
+            return GaussianMixture(k, random_state=seed, n_init=2, reg_covar=reg).fit(z).bic(z)
+        except ValueError:  # collapsed components
+            return np.inf
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        bics = [GaussianMixture(k, random_state=seed, n_init=2).fit(z).bic(z) for k in range(1, max_modes + 1)]
+        bics = [bic(k) for k in range(1, max_modes + 1)]
     return int(np.argmin(bics)) + 1
