@@ -25,7 +25,7 @@ def plot(ctx):
             m = json.loads(path.read_text())
             for key in grids:
                 grids[key][i, j] = 100 * m[key]
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(blocks), 1.2 + 0.8 * len(areas)), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(blocks), 2.2 + 0.6 * len(areas)), squeeze=False)
     for ax, (key, title) in zip(axes.flat, (("knn_top1", "kNN top-1 (%)"), ("probe_top1", "linear probe top-1 (%)"))):
         values = grids[key]
         im = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
@@ -35,10 +35,11 @@ def plot(ctx):
         ax.set_xticks(range(len(blocks)), [str(b) for b in blocks])
         ax.set_yticks(range(len(areas)), [f"{a:g}" for a in areas])
         ax.set_xlabel("target blocks")
-        ax.set_ylabel("area per block (fraction of the image)")
+        ax.set_ylabel("area per block")
         ax.set_title(title, fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     head, steps = ctx.params["ablation"]["head"], ctx.params["ablation"]["steps"]
-    fig.suptitle(f"masking ablation: {name(head)} head, {steps} steps per point", fontsize=10)
+    fig.suptitle(f"masking ablation: {name(head)} head, {steps} steps per point (area: fraction of the image)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
