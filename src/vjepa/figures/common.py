@@ -40,7 +40,7 @@ def mean_and_band(ax, curves: list[tuple[list[int], list[float]]], style: str = 
     mean = values.mean(0)
     line, = ax.plot(common, mean, style, **kw)
     if len(curves) > 1:
-        ax.fill_between(common, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.fill_between(common, values.min(0), values.max(0), color=line.get_color(), alpha=0.12, linewidth=0)
     return (common, mean), line
 
 
