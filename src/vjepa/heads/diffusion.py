@@ -6,7 +6,8 @@ Each target token x0 ∈ R^D is noised as x_t = sqrt(ᾱ_t)·x0 + sqrt(1−ᾱ_t
 layer norm on (timestep embedding + projected cond), with zero-initialised modulation
 and output layers so the untrained head predicts ε = 0 (as in MAR's `diffloss.py`).
 Sampling runs DDIM (Song et al. 2021) over evenly spaced timesteps; η = 0 is a
-deterministic map of the initial noise. There is no exact density: `log_prob` is absent.
+deterministic map of the initial noise. There is no exact density: `log_prob` is absent, and
+`nll_bound` gives the DDPM variational upper bound on −log p instead (Ho et al. 2020, Eq. 5).
 """
 from __future__ import annotations
 
@@ -139,6 +140,37 @@ class DiffusionHead(Head):
         # Mean over all k draws of every token = the average of k per-draw losses.
         loss = F.mse_loss(pred, eps)
         return loss, {"eps_mse": loss.detach()}
+
+    @torch.no_grad()
+    def nll_bound(self, cond: torch.Tensor, target: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+        """An unbiased one-draw estimate of the DDPM variational bound on −log p(target | cond), per
+        token (nats, B×T): KL(q(x_T|x0) ‖ N(0, I)) + Σ_{t≥2} KL(q(x_{t−1}|x_t, x0) ‖ p(x_{t−1}|x_t))
+        − log p(x0|x_1), every timestep included, one ε per token and timestep. The reverse steps
+        use the posterior variance β̃_t (β_1 for the last, where β̃_1 = 0), so each KL is a
+        weighted ε-error: β_t² / (2 β̃_t α_t (1 − ᾱ_t)) · |ε − ε̂|²."""
+        lead = target.shape[:-1]
+        x0 = target.reshape(-1, self.target_dim).float()
+        x0_cpu = x0.double().cpu()  # the bound is summed in float64 on the CPU
+        c = cond.reshape(-1, self.cond_dim).float()
+        abar = self.alpha_bar.double().cpu()
+        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        beta = 1 - abar / abar_prev
+        alpha = 1 - beta
+        beta_tilde = (1 - abar_prev) / (1 - abar) * beta
+        # Weight of |ε − ε̂|² in each term; index 0 is the decoder −log N(x0; μ̂, β_1).
+        weight = torch.cat([(1 / (2 * alpha[:1])), beta[1:] ** 2 / (2 * beta_tilde[1:] * alpha[1:] * (1 - abar[1:]))])
+        n, d = x0.shape
+        a_T = abar[-1].item()
+        total = 0.5 * ((a_T * x0_cpu ** 2).sum(-1) + d * (1 - a_T - 1 - math.log(1 - a_T)))  # the prior KL
+        total = total + 0.5 * d * math.log(2 * math.pi * beta[0].item())  # the decoder's normaliser
+        for start in range(0, self.timesteps, chunk):
+            ts = torch.arange(start, min(start + chunk, self.timesteps))
+            t = ts.repeat_interleave(n).to(target.device)
+            x = x0.repeat(len(ts), 1)
+            eps = torch.randn_like(x)
+            err = (self.net(self.q_sample(x, t, eps), t, c.repeat(len(ts), 1)).float() - eps).pow(2).sum(-1)
+            total = total + (weight[ts].repeat_interleave(n) * err.double().cpu()).reshape(len(ts), n).sum(0)
+        return total.float().reshape(lead)
 
     def _denoise(self, x_T: torch.Tensor, cond: torch.Tensor, steps: int, eta: float) -> torch.Tensor:
         c = cond.float()
