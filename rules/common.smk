@@ -57,12 +57,10 @@ PARAMS_OPT = "" if PARAMS_FILE == "params.yaml" else f" --params {PARAMS_FILE}"
 PROCESSED = ["data/processed/train.npz", "data/processed/val.npz"]
 OUTPUT_ROOTS = ["data", "results", "report"]
 
-from vjepa.config import ablation_points
+from vjepa.config import ablation_grid, ablation_point_name, ablation_points
 
-ABLATION_AREAS = [str(a) for a in dict.fromkeys(a for a, _ in ablation_points(config))]
-ABLATION_BLOCKS = [str(b) for b in dict.fromkeys(b for _, b in ablation_points(config))]
-ABLATION_RESULTS = expand("results/ablation/area{area}_blocks{blocks}.json", area=ABLATION_AREAS,
-                          blocks=ABLATION_BLOCKS)
+ABLATION_AREAS, ABLATION_BLOCKS = ([str(v) for v in axis] for axis in ablation_grid(config))
+ABLATION_RESULTS = [f"results/ablation/{ablation_point_name(a, b)}.json" for a, b in ablation_points(config)]
 
 wildcard_constraints:
     head="|".join(HEADS),

@@ -5,9 +5,8 @@ import json
 import pytest
 from conftest import tiny, write_params
 
-from vjepa.ablation import point_name
 from vjepa.cli import main
-from vjepa.config import ConfigError, ablation_config, ablation_points, validate
+from vjepa.config import ConfigError, ablation_config, ablation_point_name, ablation_points, validate
 from vjepa.figures import FigureContext, render
 from vjepa.io import write_json
 
@@ -22,7 +21,7 @@ def test_points_and_their_configs(params):
     assert cfg.train.steps == 50 and cfg.train.warmup_steps == 5 and cfg.train.eval_every == 0
     assert cfg.seed == 5 and cfg.head_name == "deterministic" and cfg.train.lr == 5e-4
     assert cfg.mask.target_aspect == tuple(params["mask"]["target_aspect"])  # the rest as in params
-    assert point_name(0.2, 4) == "area0.2_blocks4"
+    assert ablation_point_name(0.2, 4) == "area0.2_blocks4"
 
 
 def test_a_point_that_covers_the_grid_is_refused(params):
@@ -58,7 +57,7 @@ def test_figure_reads_every_point(tmp_path, params):
     params["ablation"].update(target_area=[0.1, 0.2], num_targets=[1, 2, 4])
     ctx = FigureContext(params, tmp_path, tmp_path)
     for area, blocks in ablation_points(params):
-        write_json(tmp_path / "ablation" / f"{point_name(area, blocks)}.json",
+        write_json(tmp_path / "ablation" / f"{ablation_point_name(area, blocks)}.json",
                    {"knn_top1": area + blocks / 100, "probe_top1": 0.5})
     paths = render("masking_ablation", ctx, tmp_path / "fig")
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ablation_config, ablation_points
+from .config import ablation_config, ablation_point_name, ablation_points
 from .embed import embed
 from .errors import ConfigError
-from .evaluate import load_embeddings, probe_accuracy
+from .evaluate import feature_accuracy, load_embeddings
 from .io import exclusive_use, write_json
-from .knn import knn_accuracy
 from .runtime import versions
-
-
-def point_name(area: float, blocks: int) -> str:
-    return f"area{float(area)}_blocks{int(blocks)}"
 
 
 def run_point(params: dict, area: float, blocks: int, data_dir: str | Path, results_dir: str | Path, *,
@@ -32,17 +27,15 @@ def run_point(params: dict, area: float, blocks: int, data_dir: str | Path, resu
         raise ConfigError(f"area {area}, {blocks} blocks is not a point of the sweep in params (ablation.target_area "
                           f"x ablation.num_targets: {ablation_points(params)})")
     cfg = ablation_config(params, area, blocks)
-    out = Path(results_dir) / "ablation" / point_name(area, blocks)
+    name = ablation_point_name(area, blocks)
+    out = Path(results_dir) / "ablation" / name
     with exclusive_use(out, f"`vjepa ablate --area {area} --blocks {blocks}`"):
         result = train(cfg, data_dir, out, progress=progress)
         embed(out / "checkpoint.pt", data_dir, out / "embeddings.npz", progress=progress, expect=cfg)
     e = load_embeddings(out / "embeddings.npz")
-    features = (e["train_features"], e["train_labels"], e["val_features"], e["val_labels"])
-    knn = knn_accuracy(*features, k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
-                       num_classes=cfg.data.num_classes)
-    probe = probe_accuracy(*features, cfg)
+    a = feature_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"], cfg)
     metrics = {"head": cfg.head_name, "target_area": area, "num_targets": blocks, "step": result["step"],
-               "knn_top1": knn["top1"], "knn_top5": knn["top5"], "probe_top1": probe["top1"],
-               "probe_top5": probe["top5"], "seed": cfg.seed, "versions": versions()}
-    write_json(Path(results_dir) / "ablation" / f"{point_name(area, blocks)}.json", metrics)
+               **{k: a[k] for k in ("knn_top1", "knn_top5", "probe_top1", "probe_top5")},
+               "seed": cfg.seed, "versions": versions()}
+    write_json(Path(results_dir) / "ablation" / f"{name}.json", metrics)
     return metrics

@@ -188,10 +188,21 @@ def validate(params: dict, source: str = "params.yaml") -> None:
     _check_ablation(params, source)
 
 
+def ablation_grid(params: dict) -> tuple[list[float], list[int]]:
+    """The masking sweep's axes: target block areas and numbers of target blocks."""
+    a = params["ablation"]
+    return [float(area) for area in a["target_area"]], [int(blocks) for blocks in a["num_targets"]]
+
+
 def ablation_points(params: dict) -> list[tuple[float, int]]:
     """The masking sweep's points: (target area, number of target blocks), areas outer."""
-    a = params["ablation"]
-    return [(float(area), int(blocks)) for area in a["target_area"] for blocks in a["num_targets"]]
+    areas, blocks = ablation_grid(params)
+    return [(area, n) for area in areas for n in blocks]
+
+
+def ablation_point_name(area: float, blocks: int) -> str:
+    """A sweep point's name in results/ablation/ (its run folder, and NAME.json)."""
+    return f"area{float(area)}_blocks{int(blocks)}"
 
 
 def ablation_config(params: dict, area: float, blocks: int) -> Config:

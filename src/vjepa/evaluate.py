@@ -39,18 +39,11 @@ def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
     `cfg.seed` is the training run's seed; `eval_seed` fixes the held-out masks and draws, so
     that every run is scored on the same tokens."""
     e = load_embeddings(embeddings_path)
-    acc = knn_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"],
-                       k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
-    probe = probe_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"], cfg)
     metrics = {
         "head": cfg.head_name,
-        "knn_top1": acc["top1"],
-        "knn_top5": acc["top5"],
+        **feature_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"], cfg),
         "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "metric": "cosine",
                 "vote": "exp(sim/T)", "features": "mean-pooled student tokens"},
-        "probe_top1": probe.pop("top1"),
-        "probe_top5": probe.pop("top5"),
-        "probe": probe,
         "n_train": int(len(e["train_labels"])),
         "n_val": int(len(e["val_labels"])),
         "embedding_dim": int(e["train_features"].shape[1]),
@@ -65,13 +58,19 @@ def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
     return metrics
 
 
-def probe_accuracy(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
-    """The linear probe with the params' fixed budget: top1, top5 and how it was fitted."""
-    r = linear_probe(train_x, train_y, val_x, val_y, num_classes=cfg.data.num_classes, steps=cfg.eval.probe_steps,
-                     weight_decay=cfg.eval.probe_weight_decay)
-    return {"top1": r["top1"], "top5": r["top5"], "train_top1": r["train_top1"], "lbfgs_iterations": r["steps"],
-            "max_iterations": cfg.eval.probe_steps, "weight_decay": cfg.eval.probe_weight_decay,
-            "model": "multinomial logistic regression on standardised features, full-batch L-BFGS"}
+def feature_accuracy(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
+    """How well frozen features classify: weighted kNN and the linear probe with the params' fixed
+    budget (knn_top1/5, probe_top1/5, and how the probe was fitted). Every run, the floors and the
+    masking sweep are scored by this one function."""
+    knn = knn_accuracy(train_x, train_y, val_x, val_y, k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
+                       num_classes=cfg.data.num_classes)
+    probe = linear_probe(train_x, train_y, val_x, val_y, num_classes=cfg.data.num_classes,
+                         steps=cfg.eval.probe_steps, weight_decay=cfg.eval.probe_weight_decay)
+    return {"knn_top1": knn["top1"], "knn_top5": knn["top5"], "probe_top1": probe["top1"],
+            "probe_top5": probe["top5"],
+            "probe": {"train_top1": probe["train_top1"], "lbfgs_iterations": probe["steps"],
+                      "max_iterations": cfg.eval.probe_steps, "weight_decay": cfg.eval.probe_weight_decay,
+                      "model": "multinomial logistic regression on standardised features, full-batch L-BFGS"}}
 
 
 def _from_checkpoint(checkpoint_path, data_dir: Path, cfg: Config, eval_seed: int) -> dict:

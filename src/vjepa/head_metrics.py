@@ -99,7 +99,8 @@ def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: in
                         num_tokens: int = 256) -> dict:
     """`num_draws` draws for each of the first `num_tokens` tokens, scored against their targets."""
     c = cond.reshape(1, -1, cond.shape[-1])[:, :num_tokens]
-    y = target.reshape(-1, target.shape[-1])[:num_tokens].float().cpu()
+    y_scored = target.reshape(1, -1, target.shape[-1])[:, :num_tokens]
+    y = y_scored[0].float().cpu()
     draws = head.sample(c, num_draws)[:, 0].float().cpu()  # n×T×D
     point = head.point(c)[0].float().cpu()
     cov = coverage(draws, y, levels=(0.5, 0.9))
@@ -108,8 +109,7 @@ def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: in
     energy = float(energy_score(draws, y).mean())
     bound = {}
     if hasattr(head, "nll_bound"):  # an upper bound on the NLL where the head has no exact density
-        y_dev = target.reshape(-1, target.shape[-1])[:num_tokens].reshape(1, -1, target.shape[-1])
-        bound["nll_bound_per_dim"] = float(head.nll_bound(c, y_dev).mean()) / y.shape[-1]
+        bound["nll_bound_per_dim"] = float(head.nll_bound(c, y_scored).mean()) / y.shape[-1]
     return {
         **bound,
         "energy_score": energy,

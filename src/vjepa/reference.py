@@ -15,9 +15,8 @@ from .augment import resize
 from .config import Config
 from .data import load_data_stats, load_split
 from .embed import extract_features, images_to_tensor
-from .evaluate import probe_accuracy
+from .evaluate import feature_accuracy
 from .io import write_json
-from .knn import knn_accuracy
 from .runtime import pick_device, versions
 from .vit import VisionTransformer
 
@@ -31,13 +30,11 @@ def reference(cfg: Config, data_dir: str | Path, out_path: str | Path) -> dict:
     splits = {s: load_split(data_dir / "processed" / f"{s}.npz", cfg.data.num_classes) for s in ("train", "val")}
     images = {s: images_to_tensor(x, device) for s, (x, _) in splits.items()}
 
-    def knn(features: dict[str, torch.Tensor]) -> dict[str, float]:
-        acc = knn_accuracy(features["train"], splits["train"][1], features["val"], splits["val"][1],
-                           k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
-                           num_classes=cfg.data.num_classes)
-        probe = probe_accuracy(np.asarray(features["train"]), splits["train"][1], np.asarray(features["val"]),
-                               splits["val"][1], cfg)
-        return {**acc, "probe_top1": probe["top1"], "probe_top5": probe["top5"]}
+    def scores(features: dict[str, torch.Tensor]) -> dict[str, float]:
+        a = feature_accuracy(np.asarray(features["train"]), splits["train"][1], np.asarray(features["val"]),
+                             splits["val"][1], cfg)
+        return {"top1": a["knn_top1"], "top5": a["knn_top5"], "probe_top1": a["probe_top1"],
+                "probe_top5": a["probe_top5"]}
 
     pixels = {s: resize(x, cfg.data.image_size, stats["mean"], stats["std"]).flatten(1).float().cpu()
               for s, x in images.items()}
@@ -47,7 +44,7 @@ def reference(cfg: Config, data_dir: str | Path, out_path: str | Path) -> dict:
                                 m.mlp_ratio).to(device)
     init = {s: extract_features(encoder, x, stats["mean"], stats["std"], cfg.data.image_size,
                                 cfg.eval.batch_size) for s, x in images.items()}
-    result = {"raw_pixels": knn(pixels), "random_init": knn(init),
+    result = {"raw_pixels": scores(pixels), "random_init": scores(init),
               "n_train": len(splits["train"][1]), "n_val": len(splits["val"][1]),
               "seed": cfg.seed, "versions": versions()}
     write_json(out_path, result)

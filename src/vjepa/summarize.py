@@ -40,8 +40,6 @@ UNCERTAINTY_KEYS = ("energy_score_per_dim", "coverage_50", "coverage_90", "sprea
                     "sample_pairwise_distance", "modes")
 HEAD_KEYS = ("nll_per_dim", "nll_bound_per_dim", "point_cosine", "sample_cosine", "sample_ms_per_token") + UNCERTAINTY_KEYS
 ACCURACY_KEYS = ("knn_top1", "knn_top5", "probe_top1", "probe_top5")  # reported as mean ± std over seeds
-
-
 TEX_FILES = ("table1.tex", "numbers.tex", "uncertainty.tex", "comparison.tex")
 
 

@@ -7,19 +7,17 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..ablation import point_name
-from ..config import ablation_points
+from ..config import ablation_grid, ablation_point_name
 from ..errors import DataError
 from .common import name
 
 
 def plot(ctx):
-    areas = list(dict.fromkeys(a for a, _ in ablation_points(ctx.params)))
-    blocks = list(dict.fromkeys(b for _, b in ablation_points(ctx.params)))
+    areas, blocks = ablation_grid(ctx.params)
     grids = {key: np.full((len(areas), len(blocks)), np.nan) for key in ("knn_top1", "probe_top1")}
     for i, area in enumerate(areas):
         for j, n in enumerate(blocks):
-            path = ctx.results_dir / "ablation" / f"{point_name(area, n)}.json"
+            path = ctx.results_dir / "ablation" / f"{ablation_point_name(area, n)}.json"
             if not path.is_file():
                 raise DataError(f"'{path}' not found; run `vjepa ablate --area {area} --blocks {n}` first")
             m = json.loads(path.read_text())

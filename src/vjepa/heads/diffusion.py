@@ -161,7 +161,7 @@ class DiffusionHead(Head):
         weight = torch.cat([(1 / (2 * alpha[:1])), beta[1:] ** 2 / (2 * beta_tilde[1:] * alpha[1:] * (1 - abar[1:]))])
         n, d = x0.shape
         a_T = abar[-1].item()
-        total = 0.5 * ((a_T * x0_cpu ** 2).sum(-1) + d * (1 - a_T - 1 - math.log(1 - a_T)))  # the prior KL
+        total = 0.5 * (a_T * (x0_cpu ** 2).sum(-1) - d * (a_T + math.log(1 - a_T)))  # the prior KL
         total = total + 0.5 * d * math.log(2 * math.pi * beta[0].item())  # the decoder's normaliser
         for start in range(0, self.timesteps, chunk):
             ts = torch.arange(start, min(start + chunk, self.timesteps))
