@@ -5,12 +5,13 @@ from pathlib import Path
 
 import torch
 
-from .config import (AugmentConfig, Config, DataConfig, EvalConfig, MaskConfig, ModelConfig, TrainConfig)
+from .config import (AugmentConfig, Config, DataConfig, EvalConfig, MaskConfig, ModelConfig, TrainConfig,
+                     TrunkConfig)
 from .errors import CheckpointError
 from .io import atomic_path
 
 FORMAT = "vjepa-checkpoint"
-VERSION = 3  # 2: model.predictor_pass and train.compile in the stored config; 3: eval.draws, scored_tokens, probe_*
+VERSION = 4  # 2: model.predictor_pass, train.compile; 3: eval.draws, scored_tokens, probe_*; 4: trunk, photometric augment
 
 
 def save(path: str | Path, state: dict) -> None:
@@ -41,7 +42,8 @@ def config_from_dict(d: dict) -> Config:
     t = lambda x: {k: tuple(v) if isinstance(v, list) else v for k, v in x.items()}
     return Config(seed=d["seed"], head_name=d["head_name"], data=DataConfig(**d["data"]),
                   model=ModelConfig(**d["model"]), mask=MaskConfig(**t(d["mask"])),
-                  augment=AugmentConfig(**t(d["augment"])), train=TrainConfig(**d["train"]),
+                  augment=AugmentConfig(**t(d["augment"])), trunk=TrunkConfig(**t(d["trunk"])),
+                  train=TrainConfig(**d["train"]),
                   eval=EvalConfig(**d["eval"]), head=dict(d["head"]))
 
 
@@ -68,7 +70,7 @@ def build_model(state: dict, *, random_init: bool = False):
 
 
 # What shapes the network: a checkpoint is usable for a run only where these agree with its params.
-ARCHITECTURE = ("head_name", "data.image_size", "model", "head")
+ARCHITECTURE = ("head_name", "data.image_size", "model", "trunk.projector_dim", "head")
 
 
 def load_model(path: str | Path, expect: Config | None = None, *, random_init: bool = False):

@@ -19,7 +19,7 @@ import yaml
 
 from .errors import ConfigError
 
-OVERRIDABLE = ("model", "mask", "augment", "train")
+OVERRIDABLE = ("model", "mask", "augment", "train")  # `trunk` is shared by every head, never overridden
 DIGITS_IMAGES = 1797  # scikit-learn's bundled digits; the split keeps ceil(n * val_fraction) for validation
 
 
@@ -75,6 +75,27 @@ class AugmentConfig:
     crop_scale: tuple[float, float]
     crop_ratio: tuple[float, float]
     hflip: bool
+    rotate_degrees: float
+    color_jitter: float
+    color_prob: float
+    grayscale_prob: float
+    blur_prob: float
+    blur_sigma: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    global_views: int
+    local_views: int
+    local_size: int
+    local_crop_scale: tuple[float, float]
+    projector_dim: int
+    standardize: bool
+    invariance_weight: float
+    variance_weight: float
+    covariance_weight: float
+    sigreg_weight: float
+    sigreg_projections: int
 
 
 @dataclass(frozen=True)
@@ -86,8 +107,6 @@ class TrainConfig:
     warmup_steps: int
     weight_decay: float
     grad_clip: float
-    collapse_var_weight: float
-    collapse_cov_weight: float
     ema_start: float
     ema_end: float
     device: str
@@ -122,6 +141,7 @@ class Config:
     model: ModelConfig
     mask: MaskConfig
     augment: AugmentConfig
+    trunk: TrunkConfig
     train: TrainConfig
     eval: EvalConfig
     head: dict[str, Any]
@@ -247,12 +267,20 @@ def _check_ranges(cfg: Config, source: str) -> None:
             bad(f"{name} = {dim} must be a multiple of 4 (2-D sin-cos positions split it in four)")
     for name, pair in (("mask.target_scale", cfg.mask.target_scale), ("mask.target_aspect", cfg.mask.target_aspect),
                        ("mask.context_scale", cfg.mask.context_scale), ("augment.crop_scale", cfg.augment.crop_scale),
-                       ("augment.crop_ratio", cfg.augment.crop_ratio)):
+                       ("augment.crop_ratio", cfg.augment.crop_ratio), ("augment.blur_sigma", cfg.augment.blur_sigma),
+                       ("trunk.local_crop_scale", cfg.trunk.local_crop_scale)):
         if pair[0] > pair[1]:
             bad(f"{name} = {list(pair)} must be [low, high] with low <= high")
     if cfg.head_name == "rnade" and cfg.head["hidden_dim"] < m.embed_dim - 1:
         bad(f"head.rnade.hidden_dim = {cfg.head['hidden_dim']} must be at least model.embed_dim - 1 = "
             f"{m.embed_dim - 1} (every autoregressive degree needs a hidden unit)")
+    tr = cfg.trunk
+    if tr.invariance_weight and tr.global_views + tr.local_views < 2:
+        bad(f"trunk.invariance_weight = {tr.invariance_weight} needs at least two views of each image, but "
+            f"trunk.global_views + trunk.local_views = {tr.global_views + tr.local_views}; add views or set it to 0")
+    if tr.local_views and (tr.local_size % m.patch_size or tr.local_size > d.image_size):
+        bad(f"trunk.local_size = {tr.local_size} must be a multiple of model.patch_size = {m.patch_size} and at most "
+            f"data.image_size = {d.image_size}")
     grid = (d.image_size // m.patch_size) ** 2
     if cfg.mask.num_targets * cfg.mask.target_scale[0] >= 1.0:
         bad(f"mask.num_targets x mask.target_scale[0] = {cfg.mask.num_targets} x {cfg.mask.target_scale[0]} "
@@ -309,6 +337,7 @@ def resolve(params: dict, head: str | None, seed: int | None = None) -> Config:
         model=ModelConfig(**sections["model"]),
         mask=MaskConfig(**_tuples(sections["mask"])),
         augment=AugmentConfig(**_tuples(sections["augment"])),
+        trunk=TrunkConfig(**_tuples(params["trunk"])),
         train=TrainConfig(**sections["train"]),
         eval=EvalConfig(**params["eval"]),
         head=head_section,

@@ -1,9 +1,11 @@
-"""I-JEPA with a swappable head: student encoder, EMA teacher, predictor trunk, head.
+"""I-JEPA with a swappable head: student encoder, EMA teacher, predictor, head, and the shared
+cross-view objective of `trunk.py`.
 
-One `forward(images, masks)` gives the training loss: the teacher encodes the full
-image, its layer-normed tokens at the target positions are the targets; the student
-encodes the context only; the predictor turns context + target positions into `cond`
-for the head, whose loss is the loss.
+One `forward(views, masks, local)` gives the training loss: the teacher encodes each full
+view, its layer-normed tokens at the target positions are the targets; the student encodes
+each view's context only; the predictor turns context + target positions into `cond` for
+the head, whose loss is the masked-token loss. The student's pooled context features of
+every view (and of the small local views, encoded whole) feed the cross-view term.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from .config import Config
 from .heads import Head, build_head
 from .masks import Masks
-from .regularizers import covariance_penalty, variance_hinge
+from .trunk import CrossViewObjective, is_active
 from .vit import Predictor, VisionTransformer, gather_tokens
 
 
@@ -31,7 +33,9 @@ class JEPA(nn.Module):
         self.predictor = Predictor(self.encoder.grid, m.embed_dim, m.pred_dim, m.pred_depth, m.pred_num_heads,
                                    m.mlp_ratio, per_block=m.predictor_pass == "per_block")
         self.head: Head = build_head(cfg.head_name, m.pred_dim, m.embed_dim, cfg.head)
-        self.collapse_weights = (cfg.train.collapse_var_weight, cfg.train.collapse_cov_weight)
+        self.cross_view = CrossViewObjective(cfg.trunk, m.embed_dim)
+        self.views = cfg.trunk.global_views
+        self.cross_view_on = is_active(cfg.trunk)
 
     @torch.no_grad()
     def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
@@ -45,20 +49,23 @@ class JEPA(nn.Module):
         z = self.encoder(images, masks.context)
         return self.predictor(z, masks.context, masks.targets), z
 
-    def forward(self, images: torch.Tensor, masks: Masks):
+    def forward(self, views: torch.Tensor, masks: Masks, local: torch.Tensor | None = None):
         """Training loss, diagnostics, the student's context tokens (for collapse monitoring) and the
-        head's conditioning (for the head's histograms); the last two detached."""
-        target = self.targets(images, masks.targets)
-        cond, z = self.conditioning(images, masks)
+        head's conditioning (for the head's histograms); the last two detached.
+
+        `views` are (V·B)×3×H×W, view-major (row v·B + i is view v of image i, V = trunk.global_views),
+        with one mask row each; `local` the (L·B) small views in the same order, or None."""
+        target = self.targets(views, masks.targets)
+        cond, z = self.conditioning(views, masks)
         loss, diag = self.head.loss(cond, target)
         diag = {**diag, "head_loss": loss.detach()}
-        wv, wc = self.collapse_weights
-        if wv or wc:
-            # Shared by every head: keeps the student's per-image (pooled) features spread out.
-            pooled = z.float().mean(dim=1)
-            var, cov = variance_hinge(pooled), covariance_penalty(pooled)
-            loss = loss + wv * var + wc * cov
-            diag = {**diag, "collapse_var": var.detach(), "collapse_cov": cov.detach()}
+        if self.cross_view_on:
+            pooled = z.mean(dim=1).unflatten(0, (self.views, -1))  # V×B×D
+            if local is not None:
+                pooled = torch.cat([pooled, self.encoder(local).mean(dim=1).unflatten(0, (-1, pooled.shape[1]))])
+            extra, terms = self.cross_view(pooled)
+            loss = loss + extra
+            diag = {**diag, **terms}
         return loss, diag, z.detach(), cond.detach()
 
     @torch.no_grad()

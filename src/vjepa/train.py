@@ -1,19 +1,21 @@
 """The teacher-student training loop.
 
-Every step's randomness is a function of (seed, step) alone: batch order, crops,
-flips and masks come from a CPU generator reseeded at each step (so they are the
-same on any device), and the global RNG (used by heads that draw noise) is reseeded
+Every step's randomness is a function of (seed, step) alone: batch order, views and masks
+come from a CPU generator reseeded at each step (`batch.step_seed`, the same on any device),
+and the global RNG (used by heads that draw noise and by SIGReg's directions) is reseeded
 too. A run resumed from any step boundary therefore replays exactly the same steps.
-Scalars are buffered on the device and written to TensorBoard every `log_every`
-steps, one host sync per flush rather than per step.
+Scalars are buffered on the device and written to TensorBoard every `log_every` steps,
+one host sync per flush rather than per step.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,19 +23,18 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint
-from .augment import apply_crops, crop_params
+from .batch import Batch, BatchStream, make_batch, step_seed
 from .config import Config
 from .data import load_data_stats, load_split
 from .embed import extract_features, images_to_tensor
 from .errors import ConfigError, VJepaError
-from .io import atomic_path
 from .head_metrics import held_out_batches, sample_quality
+from .io import atomic_path
 from .jepa import JEPA, ema_at, lr_at, param_groups
 from .knn import knn_accuracy
-from .masks import Masks, MultiBlockMaskSampler
+from .masks import MultiBlockMaskSampler
 from .regularizers import effective_rank
 from .runtime import autocast, configure, pick_device, progress_interval, seed_everything
-
 
 HELD_OUT_IMAGES = 64  # validation images whose targets score the head at each evaluation
 MAX_CONSECUTIVE_SKIPS = 10  # with train.nonfinite: skip, this many bad steps in a row still stop the run
@@ -43,31 +44,6 @@ class NonFiniteLoss(VJepaError):
     pass
 
 
-class BatchStream:
-    """Epoch permutations derived from (seed, epoch) alone, so step s always gets the same images."""
-
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.per_epoch = n // batch_size
-        self._epoch, self._perm = -1, None
-
-    def indices(self, step: int) -> torch.Tensor:
-        epoch, i = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
-        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
-
-
-def _tensorboard(log_dir: Path, fresh: bool):
-    from torch.utils.tensorboard import SummaryWriter
-
-    if fresh and log_dir.exists():
-        for f in log_dir.glob("events.out.tfevents.*"):
-            f.unlink()
-    return SummaryWriter(str(log_dir))
-
-
 def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool = False,
           progress: bool = True) -> dict:
     """Train one head; writes out_dir/checkpoint.pt (final) and out_dir/tb/ (TensorBoard).
@@ -75,172 +51,237 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     A periodic out_dir/resume.pt lets a rerun of the same command continue where an
     interrupted one stopped; it is removed once the final checkpoint is written.
     """
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    t = cfg.train
+    out_dir, t = Path(out_dir), cfg.train
     device = pick_device(t.device)
     configure(device)
-
-    images_np, train_labels = load_split(data_dir / "processed" / "train.npz", cfg.data.num_classes)
-    val_np, val_labels = load_split(data_dir / "processed" / "val.npz", cfg.data.num_classes)
-    stats = load_data_stats(data_dir)
-    if t.batch_size > len(images_np):
-        raise ConfigError(f"train.batch_size = {t.batch_size} is larger than the {len(images_np)} training "
-                          f"images; lower it to at most {len(images_np)}")
-    if images_np.shape[1] != cfg.data.image_size:
-        raise ConfigError(f"prepared images are {images_np.shape[1]} px but data.image_size = "
-                          f"{cfg.data.image_size}; rerun `vjepa prepare`")
-
+    data = TrainingData.load(cfg, Path(data_dir))
     seed_everything(cfg.seed)
     model = JEPA(cfg).to(device)
     opt = make_optimizer(model, t.weight_decay, t.lr, device)
-    forward = torch.compile(model, dynamic=True) if t.compile else model  # mask shapes change per step
-    gen = torch.Generator()
-    step = 0
-
     resume_path, final_path = out_dir / "resume.pt", out_dir / "checkpoint.pt"
-    start_state = _resumable(resume_path, final_path, cfg, fresh)
-    if start_state is not None:
-        model.load_state_dict(start_state["model"])
-        opt.load_state_dict(start_state["optimizer"])
-        step = int(start_state["step"])
-    if step >= t.steps:
-        write_curves(out_dir, start_state.get("curve", []), start_state.get("history", []))
-        return {"step": step, "resumed": True, "history": start_state.get("history", [])}
+    run = RunState.resume(resume_path, final_path, cfg, model, opt, fresh)
+    if run.step >= t.steps:
+        write_curves(out_dir, run.curve, run.history)
+        return {"step": run.step, "resumed": True, "history": run.history}
 
-    images = images_to_tensor(images_np, device)
-    val_images = images_to_tensor(val_np, device)
+    forward = torch.compile(model, dynamic=True) if t.compile else model  # mask shapes change per step
+    images, val_images = data.on(device)
     sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
     stream = BatchStream(len(images), t.batch_size, cfg.seed)
-    writer = _tensorboard(out_dir / "tb", fresh=start_state is None)
-    history = list(start_state.get("history", [])) if start_state else []  # val kNN rows
-    curve = list(start_state.get("curve", [])) if start_state else []  # logged training scalars
-    mean, std, size = stats["mean"], stats["std"], cfg.data.image_size
-
-    skip = t.nonfinite == "skip"
-    skipped = list(start_state.get("skipped_steps", [])) if start_state else []  # steps dropped as non-finite
-    warnings = list(start_state.get("warnings", [])) if start_state else []  # also written to metrics.json
-
-    def state_dict() -> dict:
-        return {"head": cfg.head_name, "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "stats": stats, "history": history, "curve": curve,
-                "skipped_steps": skipped, "warnings": warnings}
-
-    def flush() -> dict[str, float]:
-        """Buffered scalars to TensorBoard (one host sync); stop at the first non-finite one, naming its
-        step and terms, before anything is saved from the spoilt weights."""
-        if not pending:
-            return {}
-        values, bad = _flush(writer, pending)
-        pending.clear()
-        if bad:
-            bad_step, terms = bad
-            last = checkpoint.load(resume_path)["step"] if resume_path.is_file() else None
-            kept = f"the last good checkpoint (step {last}) is {resume_path}" if last is not None else \
-                "no checkpoint was saved before it"
-            raise NonFiniteLoss(f"non-finite {', '.join(terms)} at step {bad_step}; training stopped and {kept}; "
-                                "lower train.lr, check the data, or set train.nonfinite: skip")
-        return values
-
-    def evaluate_knn() -> tuple[float, float]:
-        """(val kNN top-1, mean per-dimension std of the pooled train features)."""
-        tr = extract_features(model.encoder, images, mean, std, size, cfg.eval.batch_size)
-        va = extract_features(model.encoder, val_images, mean, std, size, cfg.eval.batch_size)
-        acc = knn_accuracy(tr, train_labels, va, val_labels, k=cfg.eval.knn_k,
-                           temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
-        return acc["top1"], float(tr.std(0).mean())
-
-    def check_collapse() -> None:
-        recent = [h.get("feature_std", math.inf) for h in history[-t.collapse_patience:]]
-        if len(recent) == t.collapse_patience and max(recent) < t.collapse_std:
-            message = (f"representation collapse: the pooled features' per-dimension std stayed below "
-                       f"train.collapse_std = {t.collapse_std} for {t.collapse_patience} evaluations "
-                       f"(step {step}: {recent[-1]:.2e})")
-            if not any(w.startswith("representation collapse") for w in warnings):
-                warnings.append(message)
-            bar.write(f"warning: {message}")
-
-    def evaluate_held_out() -> dict[str, float]:
-        """The head's loss and one draw per target token on a few validation images (fixed masks)."""
-        model.eval()
-        cond, target = next(held_out_batches(model, val_np[:HELD_OUT_IMAGES], stats, cfg,
-                                              batch_size=HELD_OUT_IMAGES))
-        with torch.no_grad(), autocast(device):
-            val_loss = model.head.loss(cond, target)[0].float().item()
-            draw = model.head.sample(cond, 1)
-        model.train()
-        return {"val_loss": val_loss, **sample_quality(draw, target)}
-
-    pending: list[tuple[int, float, float, dict]] = []  # per-step scalars awaiting one host sync
-    bar = tqdm(total=t.steps, initial=step, desc=f"train {cfg.head_name}", disable=not progress,
+    gen = torch.Generator()
+    log = ScalarLog(out_dir / "tb", fresh=not run.resumed, resume_path=resume_path, step=run.step)
+    bar = tqdm(total=t.steps, initial=run.step, desc=f"train {cfg.head_name}", disable=not progress,
                dynamic_ncols=True, mininterval=progress_interval())
-    t_last, n_last = time.perf_counter(), step
+    save = lambda: checkpoint.save(resume_path, run.checkpoint(cfg, model, opt, data.stats))
     model.train()
     stop = StopRequest().install()
     try:
-        while step < t.steps:
-            lr = lr_at(step, t.steps, t.warmup_steps, t.lr, t.min_lr)
-            momentum = ema_at(step, t.steps, t.ema_start, t.ema_end)
+        while run.step < t.steps:
+            lr = lr_at(run.step, t.steps, t.warmup_steps, t.lr, t.min_lr)
+            momentum = ema_at(run.step, t.steps, t.ema_start, t.ema_end)
             for group in opt.param_groups:
                 group["lr"] = lr
-            step_seed = (cfg.seed * 1_000_003 + step) * 2
-            gen.manual_seed(step_seed)
-            torch.manual_seed(step_seed + 1)
-            x, masks = make_batch(images, stream.indices(step), cfg, stats, sampler, gen)
-            loss, diag, context, cond, grad_norm, dropped = training_step(forward, model, opt, x, masks, momentum,
-                                                                          t.grad_clip, skip_nonfinite=skip)
-            step += 1
-            scalars = {"loss": loss.detach(), "grad_norm": grad_norm, **diag}
-            if dropped:
-                skipped.append(step)
-                bar.write(f"step {step}: non-finite {', '.join(_nonfinite(scalars))}; step skipped "
-                          "(train.nonfinite: skip)")
-                if skipped[-MAX_CONSECUTIVE_SKIPS:] == list(range(step - MAX_CONSECUTIVE_SKIPS + 1, step + 1)):
-                    raise NonFiniteLoss(f"{MAX_CONSECUTIVE_SKIPS} steps in a row were non-finite (up to step {step}); "
-                                        "lower train.lr or check the data")
+            gen.manual_seed(step_seed(cfg.seed, run.step))
+            torch.manual_seed(step_seed(cfg.seed, run.step) + 1)
+            batch = make_batch(images, stream.indices(run.step), cfg, data.stats, sampler, gen)
+            out = training_step(forward, model, opt, batch, momentum, t.grad_clip, skip_nonfinite=t.nonfinite == "skip")
+            run.step += 1
+            scalars = {"loss": out.loss.detach(), "grad_norm": out.grad_norm, **out.diag}
+            if out.dropped:
+                run.skip(scalars, bar.write)
             else:
-                pending.append((step, lr, momentum, scalars))
+                log.add(run.step, lr, momentum, scalars)
 
-            if not dropped and (step % t.log_every == 0 or step == t.steps):
-                values = flush()
-                curve.append({"step": step, "lr": lr, **values})
-                flat = context.reshape(-1, context.shape[-1]).float()
-                writer.add_scalar("embed/std", flat.std(0).mean().item(), step)
-                writer.add_scalar("embed/effective_rank", effective_rank(flat), step)
-                if hasattr(model.head, "histograms"):  # e.g. the MDN's sigma and mixture weights
-                    for name, hist in model.head.histograms(cond).items():
-                        writer.add_histogram(f"head/{name}", hist.float().cpu(), step)
-                now = time.perf_counter()
-                rate = (step - n_last) * t.batch_size / max(now - t_last, 1e-9)
-                t_last, n_last = now, step
-                writer.add_scalar("train/images_per_s", rate, step)
-                bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)
-            if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
-                top1, feature_std = evaluate_knn()
-                held_out = evaluate_held_out()
-                history.append({"step": step, "knn_top1": top1, "feature_std": feature_std, **held_out})
-                check_collapse()
-                writer.add_scalar("val/knn_top1", top1, step)
-                for name, value in held_out.items():
-                    writer.add_scalar(f"val/{name.removeprefix('val_')}", value, step)
-                bar.write(f"step {step}: val kNN top-1 {top1:.4f}")
-            if step % t.ckpt_every == 0 and step < t.steps:
-                flush()  # never save weights that a non-finite step has already spoilt
-                checkpoint.save(resume_path, state_dict())
+            if not out.dropped and (run.step % t.log_every == 0 or run.step == t.steps):
+                values = log.flush()
+                run.curve.append({"step": run.step, "lr": lr, **values})
+                log.snapshot(run.step, model, out.context, out.cond, t.batch_size)
+                bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{log.rate:.0f}", refresh=False)
+            if t.eval_every and (run.step % t.eval_every == 0 or run.step == t.steps):
+                row = validate(model, data, images, val_images, cfg)
+                run.history.append({"step": run.step, **row})
+                log.validation(run.step, row)
+                run.check_collapse(t, bar.write)
+                bar.write(f"step {run.step}: val kNN top-1 {row['knn_top1']:.4f}")
+            if run.step % t.ckpt_every == 0 and run.step < t.steps:
+                log.flush()  # never save weights that a non-finite step has already spoilt
+                save()
             bar.update(1)
             if stop.requested:  # at a step boundary: weights, logs and curves agree
-                flush()
-                checkpoint.save(resume_path, state_dict())
-                bar.write(f"interrupted: saved step {step} to {resume_path}; rerun the same command to resume")
+                log.flush()
+                save()
+                bar.write(f"interrupted: saved step {run.step} to {resume_path}; rerun the same command to resume")
                 raise KeyboardInterrupt
     finally:
         stop.restore()
         bar.close()
-        writer.close()
+        log.close()
 
-    checkpoint.save(final_path, state_dict())  # the loop flushed at the last step
-    write_curves(out_dir, curve, history)
+    checkpoint.save(final_path, run.checkpoint(cfg, model, opt, data.stats))  # the loop flushed at the last step
+    write_curves(out_dir, run.curve, run.history)
     resume_path.unlink(missing_ok=True)
-    return {"step": step, "resumed": start_state is not None, "history": history}
+    return {"step": run.step, "resumed": run.resumed, "history": run.history}
+
+
+@dataclass
+class TrainingData:
+    """The prepared splits (uint8 N×H×W×3 arrays, labels) and their normalisation stats, checked
+    against the config before any work."""
+    train: np.ndarray
+    train_labels: np.ndarray
+    val: np.ndarray
+    val_labels: np.ndarray
+    stats: dict
+
+    @classmethod
+    def load(cls, cfg: Config, data_dir: Path) -> "TrainingData":
+        train, train_labels = load_split(data_dir / "processed" / "train.npz", cfg.data.num_classes)
+        val, val_labels = load_split(data_dir / "processed" / "val.npz", cfg.data.num_classes)
+        stats = load_data_stats(data_dir)
+        if cfg.train.batch_size > len(train):
+            raise ConfigError(f"train.batch_size = {cfg.train.batch_size} is larger than the {len(train)} training "
+                              f"images; lower it to at most {len(train)}")
+        if train.shape[1] != cfg.data.image_size:
+            raise ConfigError(f"prepared images are {train.shape[1]} px but data.image_size = "
+                              f"{cfg.data.image_size}; rerun `vjepa prepare`")
+        return cls(train, train_labels, val, val_labels, stats)
+
+    def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(train, val) images as uint8 N×3×H×W tensors on the device."""
+        return images_to_tensor(self.train, device), images_to_tensor(self.val, device)
+
+
+@dataclass
+class RunState:
+    """What a run has done so far besides its weights: the step, the logged curves, the val kNN
+    history, the steps dropped as non-finite and the warnings (both also go to metrics.json)."""
+    step: int = 0
+    curve: list[dict] = field(default_factory=list)  # logged training scalars
+    history: list[dict] = field(default_factory=list)  # val kNN rows
+    skipped: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    resumed: bool = False
+
+    @classmethod
+    def resume(cls, resume_path: Path, final_path: Path, cfg: Config, model: JEPA, opt, fresh: bool) -> "RunState":
+        """A fresh state, or an interrupted run's resume.pt / a finished checkpoint.pt of this config,
+        loaded into `model` and `opt`."""
+        for path in () if fresh else (resume_path, final_path):
+            if not path.is_file():
+                continue
+            state = checkpoint.load(path)
+            if state.get("config") != cfg.to_dict():
+                tqdm.write(f"{path} was written with other params; starting afresh")
+                continue
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            return cls(int(state["step"]), list(state.get("curve", [])), list(state.get("history", [])),
+                       list(state.get("skipped_steps", [])), list(state.get("warnings", [])), resumed=True)
+        return cls()
+
+    def checkpoint(self, cfg: Config, model: JEPA, opt, stats: dict) -> dict:
+        return {"head": cfg.head_name, "config": cfg.to_dict(), "step": self.step, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "stats": stats, "history": self.history, "curve": self.curve,
+                "skipped_steps": self.skipped, "warnings": self.warnings}
+
+    def skip(self, scalars: dict[str, torch.Tensor], say) -> None:
+        """Record a step dropped as non-finite (train.nonfinite: skip); too many in a row stop the run."""
+        self.skipped.append(self.step)
+        say(f"step {self.step}: non-finite {', '.join(_nonfinite(scalars))}; step skipped (train.nonfinite: skip)")
+        if self.skipped[-MAX_CONSECUTIVE_SKIPS:] == list(range(self.step - MAX_CONSECUTIVE_SKIPS + 1, self.step + 1)):
+            raise NonFiniteLoss(f"{MAX_CONSECUTIVE_SKIPS} steps in a row were non-finite (up to step {self.step}); "
+                                "lower train.lr or check the data")
+
+    def check_collapse(self, t, say) -> None:
+        """Warn (once in metrics.json, each time in the log) when the pooled features' std stayed below
+        train.collapse_std for train.collapse_patience evaluations in a row."""
+        recent = [h.get("feature_std", math.inf) for h in self.history[-t.collapse_patience:]]
+        if len(recent) < t.collapse_patience or max(recent) >= t.collapse_std:
+            return
+        message = (f"representation collapse: the pooled features' per-dimension std stayed below "
+                   f"train.collapse_std = {t.collapse_std} for {t.collapse_patience} evaluations "
+                   f"(step {self.step}: {recent[-1]:.2e})")
+        if not any(w.startswith("representation collapse") for w in self.warnings):
+            self.warnings.append(message)
+        say(f"warning: {message}")
+
+
+class ScalarLog:
+    """TensorBoard scalars, buffered on the device and written with one host sync per flush; a
+    non-finite value stops training, naming its step and terms, before anything is saved from
+    the spoilt weights."""
+
+    def __init__(self, log_dir: Path, fresh: bool, resume_path: Path, step: int):
+        from torch.utils.tensorboard import SummaryWriter
+
+        if fresh and log_dir.exists():
+            for f in log_dir.glob("events.out.tfevents.*"):
+                f.unlink()
+        self.writer = SummaryWriter(str(log_dir))
+        self.resume_path = resume_path
+        self.pending: list[tuple[int, float, float, dict]] = []
+        self.rate = 0.0  # images per second since the last snapshot
+        self._clock, self._clock_step = time.perf_counter(), step
+
+    def add(self, step: int, lr: float, momentum: float, scalars: dict[str, torch.Tensor]) -> None:
+        self.pending.append((step, lr, momentum, scalars))
+
+    def flush(self) -> dict[str, float]:
+        """Write the buffered steps; returns the last one's values."""
+        if not self.pending:
+            return {}
+        values, bad = _flush(self.writer, self.pending)
+        self.pending.clear()
+        if bad:
+            bad_step, terms = bad
+            last = checkpoint.load(self.resume_path)["step"] if self.resume_path.is_file() else None
+            kept = (f"the last good checkpoint (step {last}) is {self.resume_path}" if last is not None
+                    else "no checkpoint was saved before it")
+            raise NonFiniteLoss(f"non-finite {', '.join(terms)} at step {bad_step}; training stopped and {kept}; "
+                                "lower train.lr, check the data, or set train.nonfinite: skip")
+        return values
+
+    def snapshot(self, step: int, model: JEPA, context: torch.Tensor, cond: torch.Tensor, batch_size: int) -> None:
+        """Collapse monitors of the student's context tokens, the head's histograms, and throughput."""
+        flat = context.reshape(-1, context.shape[-1]).float()
+        self.writer.add_scalar("embed/std", flat.std(0).mean().item(), step)
+        self.writer.add_scalar("embed/effective_rank", effective_rank(flat), step)
+        if hasattr(model.head, "histograms"):  # e.g. the MDN's sigma and mixture weights
+            for name, hist in model.head.histograms(cond).items():
+                self.writer.add_histogram(f"head/{name}", hist.float().cpu(), step)
+        now = time.perf_counter()
+        self.rate = (step - self._clock_step) * batch_size / max(now - self._clock, 1e-9)
+        self.writer.add_scalar("train/images_per_s", self.rate, step)
+        self._clock, self._clock_step = now, step
+
+    def validation(self, step: int, row: dict[str, float]) -> None:
+        for name, value in row.items():
+            if name != "feature_std":
+                self.writer.add_scalar(f"val/{name.removeprefix('val_')}", value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def validate(model: JEPA, data: TrainingData, images: torch.Tensor, val_images: torch.Tensor, cfg: Config) -> dict:
+    """Val kNN top-1 of the pooled student features, their mean per-dimension std on the training
+    images (collapse), and the head's loss and one draw per target token on a few validation
+    images with fixed masks."""
+    mean, std, size = data.stats["mean"], data.stats["std"], cfg.data.image_size
+    tr = extract_features(model.encoder, images, mean, std, size, cfg.eval.batch_size)
+    va = extract_features(model.encoder, val_images, mean, std, size, cfg.eval.batch_size)
+    acc = knn_accuracy(tr, data.train_labels, va, data.val_labels, k=cfg.eval.knn_k,
+                       temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
+    model.eval()
+    cond, target = next(held_out_batches(model, data.val[:HELD_OUT_IMAGES], data.stats, cfg,
+                                         batch_size=HELD_OUT_IMAGES))
+    device = images.device
+    with torch.no_grad(), autocast(device):
+        val_loss = model.head.loss(cond, target)[0].float().item()
+        draw = model.head.sample(cond, 1)
+    model.train()
+    return {"knn_top1": acc["top1"], "feature_std": float(tr.std(0).mean()), "val_loss": val_loss,
+            **sample_quality(draw, target)}
 
 
 class StopRequest:
@@ -277,38 +318,33 @@ def make_optimizer(model: JEPA, weight_decay: float, lr: float, device: torch.de
                              fused=fused, foreach=None if fused else True)
 
 
-def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict,
-               sampler: MultiBlockMaskSampler, gen: torch.Generator):
-    """One training batch from the uint8 dataset on the device: batched crops/flips there, masks as
-    index tensors. Random parameters come from the CPU generator `gen` (same on any device)."""
-    device = images.device
-    crops = crop_params(len(idx), cfg.augment.crop_scale, cfg.augment.crop_ratio, cfg.augment.hflip, gen)
-    masks = sampler(len(idx), gen)
-    if device.type == "cuda":
-        masks, crops, idx = Masks(*(m.pin_memory() for m in masks)), crops.pin_memory(), idx.pin_memory()
-    masks = masks.to(device, non_blocking=True)
-    x = apply_crops(images[idx.to(device, non_blocking=True)], crops, cfg.data.image_size,
-                    stats["mean"], stats["std"])
-    return x, masks
+@dataclass
+class StepResult:
+    loss: torch.Tensor
+    diag: dict[str, torch.Tensor]
+    context: torch.Tensor  # the student's context tokens (detached)
+    cond: torch.Tensor  # the head's conditioning (detached)
+    grad_norm: torch.Tensor
+    dropped: bool  # a non-finite step skipped: weights, optimiser and teacher untouched
 
 
-def training_step(forward, model: JEPA, opt, x: torch.Tensor, masks: Masks, momentum: float, grad_clip: float,
-                  skip_nonfinite: bool = False):
+def training_step(forward, model: JEPA, opt, batch: Batch, momentum: float, grad_clip: float,
+                  skip_nonfinite: bool = False) -> StepResult:
     """Forward (through `forward`: the model or its compiled version), backward, clip, AdamW, EMA.
-    Returns loss, diagnostics, context tokens, cond and grad norm as device tensors, and whether the
-    step was dropped. With `skip_nonfinite`, a non-finite loss or gradient drops the step: weights,
-    optimiser and teacher stay untouched (this costs one host sync per step)."""
-    with autocast(x.device):
-        loss, diag, context, cond = forward(x, masks)
+    Everything returned stays on the device. With `skip_nonfinite`, a non-finite loss or gradient
+    drops the step (this costs one host sync per step)."""
+    with autocast(batch.views.device):
+        loss, diag, context, cond = forward(batch.views, batch.masks, batch.local)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    result = StepResult(loss, diag, context, cond, grad_norm, dropped=False)
     if skip_nonfinite and not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)):
         opt.zero_grad(set_to_none=True)
-        return loss, diag, context, cond, grad_norm, True
+        return dataclasses.replace(result, dropped=True)
     opt.step()
     model.update_teacher(momentum)
-    return loss, diag, context, cond, grad_norm, False
+    return result
 
 
 def write_curves(out_dir: Path, curve: list[dict], history: list[dict]) -> None:
@@ -341,16 +377,3 @@ def _flush(writer, pending) -> tuple[dict[str, float], tuple[int, list[str]] | N
 
 def _nonfinite(scalars: dict[str, torch.Tensor]) -> list[str]:
     return [k for k, v in scalars.items() if not torch.isfinite(v.float()).all()]
-
-
-def _resumable(resume_path: Path, final_path: Path, cfg: Config, fresh: bool) -> dict | None:
-    """The state to continue from: an interrupted run's resume.pt, or a finished checkpoint.pt, of this config."""
-    if fresh:
-        return None
-    for path in (resume_path, final_path):
-        if path.is_file():
-            state = checkpoint.load(path)
-            if state.get("config") == cfg.to_dict():
-                return state
-            tqdm.write(f"{path} was written with other params; starting afresh")
-    return None

@@ -14,12 +14,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
-    """(grid*grid, dim) fixed 2-D sin-cos positions: half the channels encode rows, half columns."""
+def sincos_pos_embed(dim: int, grid: int, span: int | None = None) -> torch.Tensor:
+    """(grid*grid, dim) fixed 2-D sin-cos positions: half the channels encode rows, half columns.
+    With `span` (> grid), the grid's cells are spread over the positions of a span×span grid
+    (cell centres), as for a small view seen by a model built for a larger image."""
     if dim % 4:
         raise ValueError(f"positional embedding width {dim} must be divisible by 4")
     omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
     coords = torch.arange(grid, dtype=torch.float64)
+    if span is not None and span != grid:
+        coords = (coords + 0.5) * (span / grid) - 0.5
     ys, xs = torch.meshgrid(coords, coords, indexing="ij")
 
     def embed(pos):
@@ -88,9 +92,17 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         init_weights(self, depth)
 
+    def positions(self, grid: int) -> torch.Tensor:
+        """Positional embeddings for a grid×grid input: the model's own, or spread over it (small views)."""
+        if grid == self.grid:
+            return self.pos_embed
+        return sincos_pos_embed(self.dim, grid, span=self.grid).to(self.pos_embed.device)
+
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """images B×3×H×W → B×N×D tokens; with `keep` (B×K patch indices) only those K patches."""
-        x = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos_embed
+        """images B×3×H×W → B×N×D tokens; with `keep` (B×K patch indices) only those K patches.
+        Images smaller than the model's size (local views) get positions spread over its grid."""
+        x = self.patch_embed(images)
+        x = x.flatten(2).transpose(1, 2) + self.positions(x.shape[-1])
         if keep is not None:
             x = gather_tokens(x, keep)
         for blk in self.blocks:

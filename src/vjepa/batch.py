@@ -1,0 +1,63 @@
+"""One training step's inputs: which images, their augmented views and their masks.
+
+Everything random comes from a CPU generator seeded from (seed, step) alone (`step_seed`),
+so a step's batch is the same on any device and after any resume. Views are view-major:
+row v·B + i of `Batch.views` is view v of image i, and `Batch.local` follows the same order.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .augment import render_views, view_params
+from .config import Config
+from .masks import Masks, MultiBlockMaskSampler
+
+
+class BatchStream:
+    """Epoch permutations derived from (seed, epoch) alone, so step s always gets the same images."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, None
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of one training step's batch generator (the global RNG gets this + 1)."""
+    return (seed * 1_000_003 + step) * 2
+
+
+class Batch(NamedTuple):
+    views: torch.Tensor  # (V·B)×3×S×S normalised global views, view-major
+    masks: Masks  # one context/target row per global view
+    local: torch.Tensor | None  # (L·B)×3×s×s small views, or None
+
+
+def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict,
+               sampler: MultiBlockMaskSampler, gen: torch.Generator) -> Batch:
+    """The views and masks of images[idx] from the uint8 dataset on the device: every view's
+    parameters and masks drawn from the CPU generator `gen`, then one batched warp per view size."""
+    device, t, a = images.device, cfg.trunk, cfg.augment
+    b = len(idx)
+    params = view_params(b * t.global_views, a, a.crop_scale, gen)
+    masks = sampler(b * t.global_views, gen)
+    local_params = view_params(b * t.local_views, a, t.local_crop_scale, gen) if t.local_views else None
+    if device.type == "cuda":
+        masks, params, idx = Masks(*(m.pin_memory() for m in masks)), params.pin_memory(), idx.pin_memory()
+    masks = masks.to(device, non_blocking=True)
+    picked = images[idx.to(device, non_blocking=True)]
+    mean, std = stats["mean"], stats["std"]
+    views = render_views(picked.repeat(t.global_views, 1, 1, 1), params, cfg.data.image_size, mean, std)
+    local = None
+    if local_params is not None:
+        local = render_views(picked.repeat(t.local_views, 1, 1, 1), local_params, t.local_size, mean, std)
+    return Batch(views, masks, local)

@@ -1,0 +1,65 @@
+"""The backbone objective that every head shares, beside its own masked-token loss (`trunk:` in params).
+
+Each image comes as `trunk.global_views` augmented views at the model size (and
+`trunk.local_views` small ones); the student's mean-pooled features of every view go through
+a small projector, and a cross-view term acts on the projections:
+
+- invariance: views of one image agree (`regularizers.invariance`);
+- variance and covariance (VICReg): each view's projections stay spread out and decorrelated;
+- SIGReg (LeJEPA): each view's projections are pushed towards an isotropic Gaussian.
+
+Every term has a weight (0 = off). The paper's I-JEPA is one view with every weight 0; with
+one view, no projector and only the variance/covariance weights set, this is a collapse
+penalty on the pooled context features.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .regularizers import covariance_penalty, invariance, sigreg, variance_hinge
+
+
+def is_active(t) -> bool:
+    """Whether the cross-view term adds anything to the loss."""
+    return any(w > 0 for w in (t.invariance_weight, t.variance_weight, t.covariance_weight, t.sigreg_weight))
+
+
+def projector(dim: int, width: int) -> nn.Sequential:
+    """Linear → LayerNorm → GELU → Linear, the last with He-normal weights, so that projections start
+    near unit scale per dimension. (With PyTorch's default init they start near 0.25, and Adam's
+    bounded steps take hundreds of steps to scale them up, which the variance hinge then spends its
+    whole short budget on; measured on digits: kNN 62% → 75% at 150 steps.) LayerNorm rather than
+    VICReg's BatchNorm keeps each image's projection independent of the rest of the batch."""
+    last = nn.Linear(width, width)
+    nn.init.normal_(last.weight, std=(2.0 / width) ** 0.5)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.Linear(dim, width), nn.LayerNorm(width), nn.GELU(), last)
+
+
+class CrossViewObjective(nn.Module):
+    def __init__(self, t, dim: int):
+        super().__init__()
+        self.t = t
+        self.projector = projector(dim, t.projector_dim) if t.projector_dim else nn.Identity()
+
+    def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """pooled: V×B×D student features, the global views first → (weighted sum, its detached terms)."""
+        t = self.t
+        z = self.projector(pooled.float())
+        if t.standardize:  # per view and dimension over the batch: scale-free terms that shrinking cannot lower
+            z = (z - z.mean(dim=1, keepdim=True)) / (z.var(dim=1, keepdim=True) + 1e-4).sqrt()
+        loss, diag = z.new_zeros(()), {}
+        if t.invariance_weight:
+            diag["inv"] = invariance(z, t.global_views)
+            loss = loss + t.invariance_weight * diag["inv"]
+        if t.variance_weight:
+            diag["var"] = torch.stack([variance_hinge(v) for v in z]).mean()
+            loss = loss + t.variance_weight * diag["var"]
+        if t.covariance_weight:
+            diag["cov"] = torch.stack([covariance_penalty(v) for v in z]).mean()
+            loss = loss + t.covariance_weight * diag["cov"]
+        if t.sigreg_weight:
+            diag["sigreg"] = torch.stack([sigreg(v, t.sigreg_projections) for v in z]).mean()
+            loss = loss + t.sigreg_weight * diag["sigreg"]
+        return loss, {f"trunk_{k}": v.detach() for k, v in diag.items()}
