@@ -1,9 +1,9 @@
-"""Data path: images/s of preparing training batches (crops, flips, masks) against the training step.
+"""Data path: images/s of preparing training batches (views, masks) against the training step.
 
     .venv/bin/python benchmarks/data_path.py [--batch 128] [--out logs/data_path.json]
 
-Times `vjepa.train.make_batch` (the exact call the training loop makes: crop and mask
-parameters from the CPU generator, one batched `grid_sample` over uint8 images on the
+Times `vjepa.batch.make_batch` (the exact call the training loop makes: view and mask
+parameters from the CPU generator, one batched warp and colour jitter over uint8 images on the
 training device, masks as index tensors) and the default model's full training step in
 the same run, and prints their ratio: the data path must never be what the step waits on.
 """

@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from common import ALL_HEADS, ROOT, config, peak_matmul_flops, seconds_per_call, sized_params, write_json
-from vjepa.augment import apply_crops, crop_params
+from vjepa.augment import render_views, view_params
+from vjepa.batch import Batch, BatchStream, make_batch
 from vjepa.jepa import JEPA, param_groups
 from vjepa.masks import MultiBlockMaskSampler
-from vjepa.regularizers import covariance_penalty, variance_hinge
 from vjepa.runtime import autocast, configure, pick_device
-from vjepa.train import BatchStream, make_batch, make_optimizer, training_step
+from vjepa.train import make_optimizer, training_step
 from vjepa.vit import gather_tokens
 
 STATS = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
@@ -61,24 +61,28 @@ class Bench:
         return make_batch(self.images, self.stream.indices(i), self.cfg, STATS, self.sampler, self.gen)
 
     def step(self, i: int):
-        x, masks = self.batch(i)
-        return training_step(self.forward, self.model, self.opt, x, masks, MOMENTUM, GRAD_CLIP)
+        return training_step(self.forward, self.model, self.opt, self.batch(i), MOMENTUM, GRAD_CLIP)
 
     # ----- the naive reference, on the same weights -----
 
-    def naive_batch(self, i: int):
-        """Same crops and masks as batch(i), one image at a time."""
+    def naive_batch(self, i: int) -> Batch:
+        """Same views and masks as batch(i), one view of one image at a time."""
         self.gen.manual_seed(i)
-        idx = self.stream.indices(i)
-        a = self.cfg.augment
-        crops = crop_params(len(idx), a.crop_scale, a.crop_ratio, a.hflip, self.gen)
-        masks = self.sampler(len(idx), self.gen).to(self.device)
-        x = torch.cat([apply_crops(self.images[j:j + 1], crops[k:k + 1], self.cfg.data.image_size,
-                                   STATS["mean"], STATS["std"]) for k, j in enumerate(idx.tolist())])
-        return x, masks
+        idx, a, t = self.stream.indices(i), self.cfg.augment, self.cfg.trunk
+        params = view_params(len(idx) * t.global_views, a, a.crop_scale, self.gen)
+        masks = self.sampler(len(idx) * t.global_views, self.gen).to(self.device)
+        local = view_params(len(idx) * t.local_views, a, t.local_crop_scale, self.gen) if t.local_views else None
 
-    def naive_loss(self, x, masks):
-        m = self.model
+        def render(rows, size):
+            images = idx.repeat(len(rows) // len(idx)).tolist()
+            return torch.cat([render_views(self.images[j:j + 1], rows[k:k + 1], size, STATS["mean"], STATS["std"])
+                              for k, j in enumerate(images)])
+
+        return Batch(render(params, self.cfg.data.image_size), masks,
+                     render(local, t.local_size) if local is not None else None)
+
+    def naive_loss(self, batch: Batch):
+        m, (x, masks, local) = self.model, batch
         with torch.no_grad():
             h = naive_encode(m.teacher, x)
             h = F.layer_norm(h, h.shape[-1:])
@@ -86,16 +90,17 @@ class Bench:
         z = naive_encode(m.encoder, x, masks.context)
         cond = naive_predict(m.predictor, z, masks.context, masks.targets)
         loss, _ = m.head.loss(cond, target)
-        wv, wc = m.collapse_weights
-        if wv or wc:
-            pooled = z.mean(dim=1)
-            loss = loss + wv * variance_hinge(pooled) + wc * covariance_penalty(pooled)
+        if m.cross_view_on:
+            views = list(z.mean(dim=1).chunk(m.views))
+            if local is not None:
+                views += list(naive_encode(m.encoder, local).mean(dim=1).chunk(len(local) // len(views[0])))
+            loss = loss + m.cross_view(torch.stack(views))[0]
         return loss
 
     def naive_step(self, i: int, opt):
-        x, masks = self.naive_batch(i)
+        batch = self.naive_batch(i)
         with autocast(self.device):
-            loss = self.naive_loss(x, masks)
+            loss = self.naive_loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP, foreach=False)
@@ -117,7 +122,8 @@ def naive_block(blk, x):
 
 
 def naive_encode(enc, images, keep=None):
-    x = enc.patch_embed(images).flatten(2).transpose(1, 2) + enc.pos_embed
+    x = enc.patch_embed(images)
+    x = x.flatten(2).transpose(1, 2) + enc.positions(x.shape[-1])
     if keep is not None:
         x = gather_tokens(x, keep)
     for blk in enc.blocks:
@@ -144,12 +150,12 @@ def check_naive(params, bench: Bench, head: str) -> float:
     """|naive loss - real loss| with the real model's per-block predictor, same weights and batch."""
     per_block = JEPA(config(params, head, model__predictor_pass="per_block")).to(bench.device)
     per_block.load_state_dict(bench.model.state_dict())
-    torch.manual_seed(5)
-    x, masks = bench.batch(0)
+    batch = bench.batch(0)
     with torch.no_grad(), autocast(bench.device):
-        real = per_block(x, masks)[0].float()
         torch.manual_seed(5)
-        naive = bench.naive_loss(bench.naive_batch(0)[0], masks).float()
+        real = per_block(*batch)[0].float()
+        torch.manual_seed(5)
+        naive = bench.naive_loss(bench.naive_batch(0)).float()
     return abs(real - naive).item() / max(abs(real).item(), 1e-12)
 
 

@@ -70,14 +70,42 @@ def vjepa(args: list[str], log) -> None:
         raise RuntimeError(f"vjepa {' '.join(args[:3])} failed (exit {proc.returncode}); see {log.name}")
 
 
+def feature_diagnostics(embeddings: Path, num_classes: int, threads: int) -> dict:
+    """How the frozen features are spread, beside what kNN makes of them: the effective rank of
+    the centred training features (exp entropy of their normalised singular values) and the kNN
+    top-1 on PCA-whitened features (every direction given unit variance). A large gap between
+    whitened and plain kNN means a few directions dominate the cosine similarities."""
+    sys.path.insert(0, str(ROOT / "src"))
+    import numpy as np
+    import torch
+
+    from vjepa.knn import knn_accuracy
+    from vjepa.regularizers import effective_rank
+
+    torch.set_num_threads(threads)
+    with np.load(embeddings) as f:
+        tr, va, ytr, yva = (f[k] for k in ("train_features", "val_features", "train_labels", "val_labels"))
+    mean = tr.mean(0)
+    eig, vec = np.linalg.eigh(np.cov((tr - mean).T))
+    white = vec / np.sqrt(np.maximum(eig, 1e-6 * eig.max()))
+    acc = knn_accuracy(torch.from_numpy((tr - mean) @ white).float(), ytr,
+                       torch.from_numpy((va - mean) @ white).float(), yva, k=20, temperature=0.07,
+                       num_classes=num_classes)
+    return {"effective_rank": round(effective_rank(torch.from_numpy(tr)), 2), "knn_top1_whitened": acc["top1"]}
+
+
 def run_one(name: str, values: dict, seed: int, args, threads: int) -> dict:
     """Train, embed and score one setting; a finished run with the same overrides is read back."""
     folder = args.out.parent / f"{args.out.name}_runs" / f"{name}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     record = folder / "row.json"
+    run = folder / "heads" / args.head / f"seed{seed}"
     if record.is_file():
         row = json.loads(record.read_text())
         if row.get("set") == values and row.get("params") == str(args.params):
+            if "effective_rank" not in row and (run / "embeddings.npz").is_file():
+                row.update(feature_diagnostics(run / "embeddings.npz", _num_classes(args, values), threads))
+                record.write_text(json.dumps(row, indent=1))
             return row
     common = ["--params", str(args.params), "--data-dir", str(args.data_dir), "--results-dir", str(folder),
               "--threads", str(threads), *set_args(values)]
@@ -88,16 +116,25 @@ def run_one(name: str, values: dict, seed: int, args, threads: int) -> dict:
         train_s = time.perf_counter() - t0
         vjepa(["embed", *head, *common], log)
         vjepa(["evaluate", *head, "--knn-only", *common], log)
-    m = json.loads((folder / "heads" / args.head / f"seed{seed}" / "metrics.json").read_text())
-    curve = folder / "heads" / args.head / f"seed{seed}" / "knn_curve.csv"
-    row = {"name": name, "seed": seed, "set": values, "params": str(args.params),
+    m = json.loads((run / "metrics.json").read_text())
+    curve = run / "knn_curve.csv"
+    num_classes = _num_classes(args, values)
+    row = {"name": name, "seed": seed, "set": values, "params": str(args.params), "num_classes": num_classes,
            "knn_top1": m["knn_top1"], "probe_top1": m["probe_top1"], "step": m["step"],
            "train_s": round(train_s, 1), "threads": threads,
-           "knn_curve": curve.read_text().splitlines() if curve.is_file() else []}
+           "knn_curve": curve.read_text().splitlines() if curve.is_file() else [],
+           **feature_diagnostics(run / "embeddings.npz", num_classes, threads)}
     record.write_text(json.dumps(row, indent=1))
     print(f"{name} seed {seed}: kNN {100 * row['knn_top1']:.2f}  probe {100 * row['probe_top1']:.2f}  "
           f"({row['train_s']:.0f} s on {threads} threads)", flush=True)
     return row
+
+
+def _num_classes(args, values: dict) -> int:
+    sys.path.insert(0, str(ROOT / "src"))
+    from vjepa.config import load_params
+
+    return int(values.get("data.num_classes", load_params(args.params)["data"]["num_classes"]))
 
 
 def floors(args) -> dict:
@@ -113,8 +150,9 @@ def table(rows: list[dict], settings: list[dict], ref: dict, budget: dict) -> st
     what = {s["name"]: s.get("what", "") for s in settings}
     lines = [f"Budget: {', '.join(f'{k}={v}' for k, v in budget.items()) or 'the params file as is'}; "
              "deterministic head; kNN k=20, T=0.07; probe as in `vjepa evaluate`.", "",
-             "| setting | what it changes | seeds | kNN top-1 % | probe top-1 % | train s (threads) |",
-             "|---|---|---|---|---|---|"]
+             "| setting | what it changes | seeds | kNN top-1 % | probe top-1 % | kNN whitened % | eff. rank "
+             "| train s (threads) |",
+             "|---|---|---|---|---|---|---|---|"]
     by_name: dict[str, list[dict]] = {}
     for r in rows:
         by_name.setdefault(r["name"], []).append(r)
@@ -124,12 +162,14 @@ def table(rows: list[dict], settings: list[dict], ref: dict, budget: dict) -> st
             continue
         fmt = lambda key: " / ".join(f"{100 * r[key]:.2f}" for r in rs)
         fmt_s = lambda rs: " / ".join(f"{r['train_s']:.0f}" for r in rs)
+        rank = " / ".join(f"{r.get('effective_rank', float('nan')):.1f}" for r in rs)
         lines.append(f"| {s['name']} | {what[s['name']]} | {', '.join(str(r['seed']) for r in rs)} | {fmt('knn_top1')} "
-                     f"| {fmt('probe_top1')} | {fmt_s(rs)} ({rs[0]['threads']}) |")
+                     f"| {fmt('probe_top1')} | {fmt('knn_top1_whitened')} | {rank} | {fmt_s(rs)} ({rs[0]['threads']}) |")
     for key, label in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
         r = ref.get(key, {})
         if r:
-            lines.append(f"| {label} | floor | | {100 * r['top1']:.2f} | {100 * r.get('probe_top1', float('nan')):.2f} | |")
+            lines.append(f"| {label} | floor | | {100 * r['top1']:.2f} | {100 * r.get('probe_top1', float('nan')):.2f} "
+                         "| | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -163,7 +203,9 @@ def main(argv=None) -> int:
                     done.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table(done, all_settings, ref, budget))
-    args.out.with_suffix(".json").write_text(json.dumps({"budget": budget, "rows": done, "floors": ref}, indent=1))
+    what = {s["name"]: s.get("what", "") for s in all_settings}
+    args.out.with_suffix(".json").write_text(json.dumps({"budget": budget, "what": what, "rows": done, "floors": ref},
+                                                        indent=1))
     print(f"{len(rows)} runs; table -> {args.out.with_suffix('.md')}")
     return 0
 

@@ -75,7 +75,7 @@ STAGE_PARAMS = {
     "prepare": ["data.source", "data.path", "data.image_size", "data.num_classes", "data.val_fraction",
                 "data.split_seed"],
     "stats": ["seed", "data.stats_subsample"],
-    "train": ["data.image_size", "data.num_classes", "model", "mask", "augment", "train", "eval.knn_k",
+    "train": ["data.image_size", "data.num_classes", "model", "mask", "augment", "trunk", "train", "eval.knn_k",
               "eval.knn_temperature", "eval.batch_size", "head.{head}"],
     "embed": ["eval.batch_size"],
     "evaluate": ["seed", "data.num_classes", "mask", "eval", "head.{head}"],
@@ -83,8 +83,9 @@ STAGE_PARAMS = {
                   "eval.knn_temperature", "eval.batch_size", "eval.probe_steps", "eval.probe_weight_decay"],
     "summarize": ["heads", "seeds", "data.source", "head", "train.batch_size"],
     "samples": ["seed", "seeds", "figures.num_samples", "figures.batch_images"],
-    "report": ["seed", "seeds", "heads", "data", "model", "mask", "augment", "train", "eval", "head"],
-    "ablate": ["seeds", "data.image_size", "data.num_classes", "model", "mask", "augment", "train", "eval.knn_k",
+    "report": ["seed", "seeds", "heads", "data", "model", "mask", "augment", "trunk", "train", "eval", "head"],
+    "ablate": ["seeds", "data.image_size", "data.num_classes", "model", "mask", "augment", "trunk", "train",
+               "eval.knn_k",
                "eval.knn_temperature", "eval.batch_size", "eval.probe_steps", "eval.probe_weight_decay", "ablation",
                f"head.{config['ablation']['head']}"],
 }
@@ -95,8 +96,8 @@ _HEAD = ["src/vjepa/heads/base.py", "src/vjepa/heads/adaln.py", "src/vjepa/heads
 STAGE_CODE = {
     "prepare": ["src/vjepa/data.py"],
     "stats": ["src/vjepa/data.py"],
-    "train": ["src/vjepa/train.py", "src/vjepa/jepa.py", "src/vjepa/vit.py", "src/vjepa/masks.py",
-              "src/vjepa/augment.py", "src/vjepa/regularizers.py"] + _HEAD,
+    "train": ["src/vjepa/train.py", "src/vjepa/batch.py", "src/vjepa/jepa.py", "src/vjepa/trunk.py",
+              "src/vjepa/vit.py", "src/vjepa/masks.py", "src/vjepa/augment.py", "src/vjepa/regularizers.py"] + _HEAD,
     "embed": ["src/vjepa/embed.py", "src/vjepa/checkpoint.py", "src/vjepa/vit.py"],
     "evaluate": ["src/vjepa/evaluate.py", "src/vjepa/knn.py", "src/vjepa/probe.py", "src/vjepa/head_metrics.py",
                  "src/vjepa/uncertainty.py"] + _HEAD,
@@ -104,7 +105,7 @@ STAGE_CODE = {
                   "src/vjepa/vit.py", "src/vjepa/embed.py"],
     "summarize": ["src/vjepa/summarize.py"],
     "samples": ["src/vjepa/samples.py", "src/vjepa/head_metrics.py", "src/vjepa/checkpoint.py"] + _HEAD,
-    "report": ["src/vjepa/report.py", "src/vjepa/figures/__init__.py"],
+    "report": ["src/vjepa/report.py", "src/vjepa/trunk.py", "src/vjepa/figures/__init__.py"],
 }
 STAGE_CODE["ablate"] = (["src/vjepa/ablation.py", "src/vjepa/embed.py", "src/vjepa/checkpoint.py", "src/vjepa/knn.py",
                          "src/vjepa/probe.py", "src/vjepa/evaluate.py"]

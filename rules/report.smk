@@ -59,10 +59,11 @@ rule report:
         PROCESSED,
         "data/stats.json",
         runs("checkpoint.pt"),
+        "benchmarks/results",
         code=stage_code("report"),
     output:
         pdf="report/vjepa.pdf",
-        generated=expand("report/generated/{name}.tex", name=["setup", "figures", "provenance"]),
+        generated=expand("report/generated/{name}.tex", name=["setup", "figures", "provenance", "trunk"]),
     params:
         opt=PARAMS_OPT,
         values=stage_params("report"),

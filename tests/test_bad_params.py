@@ -34,6 +34,9 @@ CASES = [  # (key, bad value, what the message must say)
     ("seeds", [], "seeds = [] has the wrong length"),
     ("seeds", [0, 0], "seeds = [0, 0] lists an entry twice"),
     ("eval.draws", 1, "eval.draws = 1 is out of range; allowed range [2, inf)"),
+    ("trunk.global_views", 1, "needs at least two views of each image, but trunk.global_views + trunk.local_views = 1"),
+    ("augment.color_jitter", 1.5, "augment.color_jitter = 1.5 is out of range; allowed range [0, 1)"),
+    ("trunk.sigreg_projections", 0, "trunk.sigreg_projections = 0 is out of range; allowed range [1, inf)"),
     ("ablation.num_targets", [1, 8], "(ablation point area 0.2, 8 blocks): (head deterministic) mask.num_targets"),
 ]
 

@@ -68,3 +68,63 @@ def test_benchmark_scripts_run(tmp_path, script, args):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(out.read_text())
+
+
+SWEEP_SETTINGS = """
+budget: {train.steps: 3, train.warmup_steps: 1, train.eval_every: 0, train.ckpt_every: 3, trunk.global_views: 1,
+         trunk.projector_dim: 0, trunk.standardize: false, trunk.invariance_weight: 0.0, trunk.covariance_weight: 0.0}
+settings:
+  - name: paper
+    what: one view, the head's loss alone
+    set: {}
+  - name: two-views
+    what: two views, standardised invariance
+    set: {trunk.global_views: 2, trunk.projector_dim: 16, trunk.standardize: true, trunk.invariance_weight: 2.0}
+"""
+
+
+def run_script(script: str, *args) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+def test_trunk_sweep_trains_each_setting_once_and_writes_the_table(tmp_path, digits_dir):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(SWEEP_SETTINGS)
+    out = tmp_path / "sweep"
+    args = ["--params", SMOKE, "--settings", settings, "--data-dir", digits_dir, "--out", out, "--jobs", "2",
+            "--threads", "1"]
+    run_script("trunk_sweep.py", *args)
+    table = json.loads(out.with_suffix(".json").read_text())
+    assert [r["name"] for r in table["rows"]] == ["paper", "two-views"]
+    assert table["what"]["two-views"] == "two views, standardised invariance"
+    for r in table["rows"]:
+        assert 0 <= r["knn_top1"] <= 1 and 0 <= r["probe_top1"] <= 1 and 0 <= r["knn_top1_whitened"] <= 1
+        assert r["step"] == 3 and r["effective_rank"] >= 1
+    assert {"raw_pixels", "random_init"} <= set(table["floors"])
+    md = out.with_suffix(".md").read_text()
+    assert "| paper |" in md and "| two-views |" in md and "| raw pixels | floor |" in md
+    # A rerun keeps finished runs; changing one setting retrains that one only.
+    first = {r["name"]: r["train_s"] for r in table["rows"]}
+    settings.write_text(SWEEP_SETTINGS.replace("trunk.invariance_weight: 2.0", "trunk.invariance_weight: 1.0"))
+    run_script("trunk_sweep.py", *args)
+    again = {r["name"]: r for r in json.loads(out.with_suffix(".json").read_text())["rows"]}
+    assert again["paper"]["train_s"] == first["paper"]
+    assert again["two-views"]["set"]["trunk.invariance_weight"] == 1.0
+
+
+def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_path, digits_dir):
+    out = tmp_path / "study"
+    run_script("head_comparison.py", "--params", SMOKE, "--data-dir", digits_dir, "--out", out, "--heads",
+               "deterministic", "mdn", "--seeds", "0", "1", "--trunk", "paper", "--jobs", "2", "--threads", "1",
+               "--set", "train.steps=3", "--set", "train.eval_every=0")
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["seeds"] == [0, 1] and set(summary["heads"]) == {"deterministic", "mdn"}
+    assert summary["heads"]["mdn"]["knn_top1_std"] is not None  # two seeds: a spread
+    assert len(summary["comparison"]["knn_top1"]) == 1 and summary["comparison"]["knn_top1"][0]["p"] is not None
+    import torch as _torch
+    ckpt = _torch.load(out / "heads" / "mdn" / "seed1" / "checkpoint.pt", weights_only=True)
+    assert ckpt["config"]["trunk"]["global_views"] == 1 and ckpt["config"]["trunk"]["invariance_weight"] == 0.0
+    assert "| mdn |" in (out / "table.md").read_text() and (out / "tex" / "table1.tex").is_file()

@@ -56,24 +56,55 @@ def test_ema_update_moves_teacher_toward_student(model_and_batch):
     model.update_teacher(0.9)
     for t0, t1, s in zip(before, model.teacher.parameters(), model.encoder.parameters()):
         torch.testing.assert_close(t1, 0.9 * t0 + 0.1 * s)
+    frozen = [p.clone() for p in model.teacher.parameters()]
     model.update_teacher(1.0)  # momentum 1 freezes the teacher
-    for t1, t2 in zip([p.clone() for p in model.teacher.parameters()], model.teacher.parameters()):
+    for t1, t2 in zip(frozen, model.teacher.parameters()):
         assert torch.equal(t1, t2)
 
 
-def test_collapse_regulariser_is_added_when_weighted(params):
+def test_cross_view_term_is_added_to_the_head_loss_with_views_paired(params):
+    """The loss is the head's masked-token loss plus the trunk's cross-view term on the student's
+    pooled context features, reshaped view-major (row v·B + i is view v of image i)."""
     params = tiny(params)
-    params["train"].update(collapse_var_weight=1.0, collapse_cov_weight=0.04)
+    params["trunk"].update(global_views=2, projector_dim=8, standardize=False, invariance_weight=1.0,
+                           variance_weight=0.5, covariance_weight=0.04, sigreg_weight=0.0)
+    cfg = resolve(params, "deterministic")
+    torch.manual_seed(0)
+    model = JEPA(cfg)
+    masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(6, torch.Generator().manual_seed(0))
+    loss, diag, z, _ = model(torch.randn(6, 3, 16, 16), masks)
+    assert {"trunk_inv", "trunk_var", "trunk_cov"} <= set(diag) and "trunk_sigreg" not in diag
+    p = model.cross_view.projector(z.mean(1)).view(2, 3, -1)
+    torch.testing.assert_close(diag["trunk_inv"], F.mse_loss(p[0], p[1]), atol=1e-6, rtol=1e-5)
+    extra = diag["trunk_inv"] + 0.5 * diag["trunk_var"] + 0.04 * diag["trunk_cov"]
+    torch.testing.assert_close(loss.detach(), diag["head_loss"] + extra, atol=1e-5, rtol=1e-5)
+
+
+def test_paper_trunk_is_the_head_loss_alone(params):
+    params = tiny(params)
+    params["trunk"].update(global_views=1, projector_dim=0, invariance_weight=0.0, variance_weight=0.0,
+                           covariance_weight=0.0, sigreg_weight=0.0)
+    cfg = resolve(params, "deterministic")
+    model = JEPA(cfg)
+    masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
+    loss, diag, _, _ = model(torch.randn(4, 3, 16, 16), masks)
+    assert not any(k.startswith("trunk_") for k in diag)
+    assert loss.item() == diag["head_loss"].item()
+
+
+def test_local_views_enter_the_cross_view_term(params):
+    params = tiny(params)
+    params["trunk"].update(global_views=2, local_views=2, local_size=8, invariance_weight=1.0)
     cfg = resolve(params, "deterministic")
     torch.manual_seed(0)
     model = JEPA(cfg)
     masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
-    loss, diag, z, _ = model(torch.randn(4, 3, 16, 16), masks)
-    assert {"collapse_var", "collapse_cov"} <= set(diag)
-    pooled = z.mean(1)
-    expected_extra = variance_hinge(pooled) + 0.04 * covariance_penalty(pooled)
-    wa = diag["align"] + 0.1 * diag["var"] + 0.01 * diag["cov"]
-    torch.testing.assert_close(loss.detach(), wa + expected_extra, atol=1e-5, rtol=1e-5)
+    x, local = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 8, 8)
+    with_local = model(x, masks, local)[1]["trunk_inv"]
+    without = model(x, masks)[1]["trunk_inv"]
+    assert with_local.item() != pytest.approx(without.item())
+    model(x, masks, local)[0].backward()
+    assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
 
 
 def test_no_weight_decay_on_biases_norms_and_tokens(model_and_batch):

@@ -5,17 +5,9 @@ import torch
 from vjepa import checkpoint
 from vjepa.config import resolve
 from vjepa.errors import CheckpointError
-from vjepa.train import BatchStream, train
+from vjepa.train import train
 
 from conftest import tiny
-
-
-def test_batch_stream_is_a_function_of_the_step():
-    a, b = BatchStream(100, 16, seed=3), BatchStream(100, 16, seed=3)
-    first_epoch = torch.cat([a.indices(s) for s in range(6)])
-    assert len(set(first_epoch.tolist())) == 96  # no repeats within an epoch
-    assert torch.equal(b.indices(7), a.indices(7))  # random access gives the same batch
-    assert not torch.equal(a.indices(0), a.indices(6))  # a new permutation each epoch
 
 
 def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, digits_dir, monkeypatch):
@@ -30,7 +22,7 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
     import vjepa.train as train_module
 
     calls = {"n": 0}
-    real = train_module.crop_params  # called once per training step
+    real = train_module.make_batch  # called once per training step
 
     def interrupt_on_fifth(*a, **k):
         calls["n"] += 1
@@ -38,10 +30,10 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
             os.kill(os.getpid(), signal.SIGINT)
         return real(*a, **k)
 
-    monkeypatch.setattr(train_module, "crop_params", interrupt_on_fifth)
+    monkeypatch.setattr(train_module, "make_batch", interrupt_on_fifth)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, digits_dir, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(train_module, "crop_params", real)
+    monkeypatch.setattr(train_module, "make_batch", real)
     saved = checkpoint.load(tmp_path / "resumed" / "resume.pt")
     assert saved["step"] == 5 and not (tmp_path / "resumed" / "checkpoint.pt").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back

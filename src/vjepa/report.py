@@ -1,7 +1,7 @@
 """The report: LaTeX fragments generated from params and outputs, and the PDF via latexmk.
 
-`write_context` writes report/generated/{setup,figures,provenance}.tex: the settings of the
-run, the figure environments of the figures this run has, and where every number came from
+`write_context` writes report/generated/{setup,figures,provenance,trunk}.tex: the settings of the
+run, its trunk and the recorded trunk sweep of its data source, the figure environments of the figures this run has, and where every number came from
 (Git commit, content hashes of the data and checkpoints as DVC records them (md5), library
 versions, hardware, wall time of each stage from Snakemake's benchmark files). `build_pdf`
 runs latexmk on report/vjepa.tex.
@@ -21,6 +21,9 @@ from .figures import FIGURES, figure_names
 from .io import atomic_path, file_digest, run_dir
 from .runtime import versions
 from .summarize import DISPLAY_NAMES
+from .trunk import describe
+
+SWEEPS_DIR = Path("benchmarks/results")  # trunk_sweep_<data.source>.json, written by benchmarks/trunk_sweep.py
 
 LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
 BUILD_DIR = "build"  # latexmk's output folder beside the .tex
@@ -47,7 +50,7 @@ def _flat(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 def setup_tex(params: dict) -> str:
     """Shared settings as a two-column table, then each head's own settings and overrides."""
     rows = [r"\begin{longtable}{ll}", r"\toprule", r"Setting & Value \\", r"\midrule"]
-    for section in ("data", "model", "mask", "augment", "train", "eval"):
+    for section in ("data", "model", "mask", "augment", "trunk", "train", "eval"):
         for key, value in _flat(params[section], f"{section}."):
             rows.append(f"\\texttt{{{tex_escape(key)}}} & {tex_escape(value)} \\\\")
     rows.append(r"\midrule")
@@ -56,6 +59,48 @@ def setup_tex(params: dict) -> str:
             rows.append(f"\\texttt{{{tex_escape(key)}}} & {tex_escape(value)} \\\\")
     rows += [r"\bottomrule", r"\end{longtable}", r"\addtocounter{table}{-1}", ""]  # uncaptioned: no number
     return "\n".join(rows)
+
+
+def trunk_tex(params: dict, sweeps_dir: Path = SWEEPS_DIR) -> str:
+    """The trunk this run used, in words, and the trunk sweep on its data source when one is recorded."""
+    cfg = resolve(params, None)
+    a = cfg.augment
+    photometric = [f"colour jitter {a.color_jitter:g} (p {a.color_prob:g})" if a.color_jitter else "",
+                   f"grayscale (p {a.grayscale_prob:g})" if a.grayscale_prob else "",
+                   f"blur (p {a.blur_prob:g})" if a.blur_prob else "",
+                   f"rotation up to {a.rotate_degrees:g}$^\\circ$" if a.rotate_degrees else ""]
+    photometric = ", ".join(p for p in photometric if p) or "none beyond crops and flips"
+    lines = [f"The trunk of this run: {tex_escape(describe(cfg.trunk))}. Augmentation of each view: random "
+             f"resized crops (area {a.crop_scale[0]:g}--{a.crop_scale[1]:g})"
+             + (", horizontal flips" if a.hflip else "") + f"; {photometric}.", ""]
+    path = Path(sweeps_dir) / f"trunk_sweep_{params['data']['source']}.json"
+    if not path.is_file():
+        lines.append(f"No trunk sweep is recorded for this data source (\\texttt{{{tex_escape(path)}}}).")
+        return "\n".join(lines) + "\n"
+    import json
+
+    sweep = json.loads(path.read_text())
+    budget = ", ".join(f"\\texttt{{{tex_escape(k)}}}={tex_escape(v)}" for k, v in sweep["budget"].items()
+                       if not k.startswith(("trunk.", "augment.")))
+    by_name: dict[str, list[dict]] = {}
+    for r in sweep["rows"]:
+        by_name.setdefault(r["name"], []).append(r)
+    fmt = lambda rs, k: " / ".join(f"{100 * r[k]:.2f}" for r in rs)
+    rows = [f"{tex_escape(n)} & {tex_escape(sweep.get('what', {}).get(n, ''))} & {fmt(rs, 'knn_top1')} & "
+            f"{fmt(rs, 'probe_top1')} & {rs[0]['train_s']:.0f} \\\\" for n, rs in by_name.items()]
+    for key, label in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
+        f = sweep.get("floors", {}).get(key)
+        if f:
+            rows.append(f"{label} & floor & {100 * f['top1']:.2f} & {100 * f['probe_top1']:.2f} & \\\\")
+    lines += ["Table~\\ref{tab:trunk} compares trunks on this data source: the deterministic head trained under "
+              "each setting at one fixed budget.", "", r"\begin{table}[htbp]", r"\centering",
+              f"\\caption{{Trunk sweep: the deterministic head under each trunk setting at one budget ({budget}), "
+              f"from \\texttt{{{tex_escape(path)}}} (\\texttt{{benchmarks/trunk\\_sweep.py}}). Top-1 in \\%, "
+              "one value per training seed; training seconds of the first seed.}",
+              r"\label{tab:trunk}", r"\resizebox{\textwidth}{!}{\begin{tabular}{llrrr}", r"\toprule",
+              r"Setting & What it changes & kNN & Probe & Train s \\", r"\midrule", *rows, r"\bottomrule",
+              r"\end{tabular}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
 
 
 def figures_tex(heads: list[str]) -> str:
@@ -127,7 +172,7 @@ def provenance_tex(params: dict, params_file: str, data_dir: Path, results_dir: 
 
 def write_context(params: dict, params_file: str, data_dir, results_dir, logs_dir, out_dir) -> list[Path]:
     out_dir = Path(out_dir)
-    texts = {"setup.tex": setup_tex(params), "figures.tex": figures_tex(params["heads"]),
+    texts = {"setup.tex": setup_tex(params), "figures.tex": figures_tex(params["heads"]), "trunk.tex": trunk_tex(params),
              "provenance.tex": provenance_tex(params, params_file, Path(data_dir), Path(results_dir), Path(logs_dir))}
     for name, text in texts.items():
         with atomic_path(out_dir / name) as tmp:

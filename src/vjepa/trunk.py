@@ -48,7 +48,7 @@ class CrossViewObjective(nn.Module):
         t = self.t
         z = self.projector(pooled.float())
         if t.standardize:  # per view and dimension over the batch: scale-free terms that shrinking cannot lower
-            z = (z - z.mean(dim=1, keepdim=True)) / (z.var(dim=1, keepdim=True) + 1e-4).sqrt()
+            z = (z - z.mean(dim=1, keepdim=True)) / (z.var(dim=1, keepdim=True) + 1e-6).sqrt()
         loss, diag = z.new_zeros(()), {}
         if t.invariance_weight:
             diag["inv"] = invariance(z, t.global_views)
@@ -63,3 +63,21 @@ class CrossViewObjective(nn.Module):
             diag["sigreg"] = torch.stack([sigreg(v, t.sigreg_projections) for v in z]).mean()
             loss = loss + t.sigreg_weight * diag["sigreg"]
         return loss, {f"trunk_{k}": v.detach() for k, v in diag.items()}
+
+
+def describe(t) -> str:
+    """One line naming the trunk of a run, for the report."""
+    views = f"{t.global_views} view{'s' if t.global_views > 1 else ''} of each image"
+    if t.local_views:
+        views += f" and {t.local_views} local views of {t.local_size} px"
+    if not is_active(t):
+        if t.global_views == 1:
+            return "the paper's I-JEPA: one view of each image, the head's masked-token loss alone"
+        return f"{views}, each with its own masks; the head's masked-token loss alone"
+    names = (("invariance", t.invariance_weight), ("variance", t.variance_weight),
+             ("covariance", t.covariance_weight), ("SIGReg", t.sigreg_weight))
+    terms = ", ".join(f"{name} {w:g}" for name, w in names if w)
+    on = f"{t.projector_dim}-d projections" if t.projector_dim else "the pooled features"
+    if t.standardize:
+        on = "standardised " + on
+    return f"{views}, each with its own masks; {terms} on {on} of the student's pooled context features"
