@@ -94,19 +94,30 @@ def feature_diagnostics(embeddings: Path, num_classes: int, threads: int) -> dic
     return {"effective_rank": round(effective_rank(torch.from_numpy(tr)), 2), "knn_top1_whitened": acc["top1"]}
 
 
+def finished(folder: Path, values: dict, args, threads: int) -> dict | None:
+    """A finished run's row when its overrides are these (diagnostics filled in for older rows)."""
+    record = folder / "row.json"
+    if not record.is_file():
+        return None
+    row = json.loads(record.read_text())
+    if row.get("set") != values or row.get("params") != str(args.params):
+        return None
+    emb = folder / "heads" / args.head / f"seed{row['seed']}" / "embeddings.npz"
+    if "effective_rank" not in row and emb.is_file():
+        row.update(feature_diagnostics(emb, _num_classes(args, values), threads))
+        record.write_text(json.dumps(row, indent=1))
+    return row
+
+
 def run_one(name: str, values: dict, seed: int, args, threads: int) -> dict:
     """Train, embed and score one setting; a finished run with the same overrides is read back."""
     folder = args.out.parent / f"{args.out.name}_runs" / f"{name}-seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     record = folder / "row.json"
     run = folder / "heads" / args.head / f"seed{seed}"
-    if record.is_file():
-        row = json.loads(record.read_text())
-        if row.get("set") == values and row.get("params") == str(args.params):
-            if "effective_rank" not in row and (run / "embeddings.npz").is_file():
-                row.update(feature_diagnostics(run / "embeddings.npz", _num_classes(args, values), threads))
-                record.write_text(json.dumps(row, indent=1))
-            return row
+    row = finished(folder, values, args, threads)
+    if row is not None:
+        return row
     common = ["--params", str(args.params), "--data-dir", str(args.data_dir), "--results-dir", str(folder),
               "--threads", str(threads), *set_args(values)]
     head = ["--head", args.head, "--seed", str(seed)]
@@ -196,11 +207,10 @@ def main(argv=None) -> int:
     done = []
     for s in all_settings:
         for seed in args.seeds:
-            record = args.out.parent / f"{args.out.name}_runs" / f"{s['name']}-seed{seed}" / "row.json"
-            if record.is_file():
-                row = json.loads(record.read_text())
-                if row.get("set") == overrides(budget, s):
-                    done.append(row)
+            row = finished(args.out.parent / f"{args.out.name}_runs" / f"{s['name']}-seed{seed}",
+                           overrides(budget, s), args, threads)
+            if row is not None:
+                done.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table(done, all_settings, ref, budget))
     what = {s["name"]: s.get("what", "") for s in all_settings}
