@@ -75,7 +75,7 @@ def test_unreadable_or_missing_file(tmp_path):
 
 
 def test_exponent_without_dot_is_a_float(tmp_path, params):
-    text = (ROOT / "params.yaml").read_text().replace("lr: 1.0e-3", "lr: 3e-3")
+    text = (ROOT / "params.yaml").read_text().replace("lr: 2.0e-3", "lr: 3e-3")
     assert "lr: 3e-3" in text
     (tmp_path / "p.yaml").write_text(text)
     assert load_params(tmp_path / "p.yaml")["train"]["lr"] == 0.003

@@ -19,8 +19,9 @@ def model_and_batch(params):
     cfg = resolve(tiny(params), "deterministic")
     torch.manual_seed(0)
     model = JEPA(cfg)
-    x = torch.randn(4, 3, 16, 16)
-    masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
+    rows = cfg.trunk.global_views * 2  # views x images, view-major
+    x = torch.randn(rows, 3, 16, 16)
+    masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(rows, torch.Generator().manual_seed(0))
     return cfg, model, x, masks
 
 

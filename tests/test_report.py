@@ -40,7 +40,7 @@ def test_mdn_figures_only_with_the_mdn_head():
 
 def test_setup_lists_every_shared_setting_and_the_heads_sections(params):
     tex = setup_tex(params)
-    assert r"\texttt{train.batch\_size} & 128" in tex and r"\texttt{model.embed\_dim} & 64" in tex
+    assert r"\texttt{train.batch\_size} & 32" in tex and r"\texttt{model.embed\_dim} & 64" in tex
     assert r"\texttt{head.mdn.num\_components}" in tex
 
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from vjepa.config import TrunkConfig
 from vjepa.regularizers import covariance_penalty, epps_pulley, invariance, sigreg, variance_hinge
-from vjepa.trunk import CrossViewObjective, is_active, projector
+from vjepa.trunk import CrossViewObjective, projector
 
 GAUSS_EP = math.sqrt(2 * math.pi) * (1 - 1 / math.sqrt(3))  # E[Epps-Pulley] of N(0, 1) samples
 POINT_EP = math.sqrt(2 * math.pi) * (1 - 2 / math.sqrt(2) + 1 / math.sqrt(3))  # per sample, all at one point
@@ -79,7 +79,7 @@ def test_objective_weights_its_terms_and_reports_each():
     expected = 2.0 * d["trunk_inv"] + 0.5 * d["trunk_var"] + 0.1 * d["trunk_cov"] + 0.3 * d["trunk_sigreg"]
     torch.testing.assert_close(loss, expected)
     assert d["trunk_inv"].item() == pytest.approx(F.mse_loss(pooled[0], pooled[1]).item(), rel=1e-6)
-    assert not is_active(trunk()) and is_active(trunk(sigreg_weight=0.1))
+    assert not trunk().cross_view_on and trunk(sigreg_weight=0.1).cross_view_on
 
 
 def test_standardised_projections_cannot_shrink_their_way_out():
@@ -106,3 +106,11 @@ def test_projector_starts_near_unit_scale():
     ours = p(x).std(0).mean().item()
     default = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(), torch.nn.Linear(256, 256))(x)
     assert 0.4 < ours < 1.4 and ours > 5 * default.std(0).mean().item()
+
+
+def test_batch_statistics_with_one_image_per_view_is_a_clear_error():
+    objective = CrossViewObjective(trunk(standardize=True, invariance_weight=1.0), 8)
+    with pytest.raises(ValueError, match="at least 2 images per view"):
+        objective(torch.randn(2, 1, 8))
+    loss, _ = objective(torch.randn(2, 3, 8))
+    assert torch.isfinite(loss)

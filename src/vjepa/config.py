@@ -97,6 +97,12 @@ class TrunkConfig:
     sigreg_weight: float
     sigreg_projections: int
 
+    @property
+    def cross_view_on(self) -> bool:
+        """Whether the cross-view term adds anything to the loss."""
+        return any(w > 0 for w in (self.invariance_weight, self.variance_weight, self.covariance_weight,
+                                   self.sigreg_weight))
+
 
 @dataclass(frozen=True)
 class TrainConfig:

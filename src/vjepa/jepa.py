@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .config import Config
 from .heads import Head, build_head
 from .masks import Masks
-from .trunk import CrossViewObjective, is_active
+from .trunk import CrossViewObjective
 from .vit import Predictor, VisionTransformer, gather_tokens
 
 
@@ -35,7 +35,7 @@ class JEPA(nn.Module):
         self.head: Head = build_head(cfg.head_name, m.pred_dim, m.embed_dim, cfg.head)
         self.cross_view = CrossViewObjective(cfg.trunk, m.embed_dim)
         self.views = cfg.trunk.global_views
-        self.cross_view_on = is_active(cfg.trunk)
+        self.cross_view_on = cfg.trunk.cross_view_on
 
     @torch.no_grad()
     def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:

@@ -20,11 +20,6 @@ import torch.nn as nn
 from .regularizers import covariance_penalty, invariance, sigreg, variance_hinge
 
 
-def is_active(t) -> bool:
-    """Whether the cross-view term adds anything to the loss."""
-    return any(w > 0 for w in (t.invariance_weight, t.variance_weight, t.covariance_weight, t.sigreg_weight))
-
-
 def projector(dim: int, width: int) -> nn.Sequential:
     """Linear → LayerNorm → GELU → Linear, the last with He-normal weights, so that projections start
     near unit scale per dimension. (With PyTorch's default init they start near 0.25, and Adam's
@@ -46,6 +41,9 @@ class CrossViewObjective(nn.Module):
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """pooled: V×B×D student features, the global views first → (weighted sum, its detached terms)."""
         t = self.t
+        if pooled.shape[1] < 2 and (t.standardize or t.variance_weight or t.covariance_weight or t.sigreg_weight):
+            raise ValueError(f"the cross-view term needs at least 2 images per view for its batch statistics, got "
+                             f"{pooled.shape[1]} (rows are views x images: {pooled.shape[0]} x {pooled.shape[1]})")
         z = self.projector(pooled.float())
         if t.standardize:  # per view and dimension over the batch: scale-free terms that shrinking cannot lower
             z = (z - z.mean(dim=1, keepdim=True)) / (z.var(dim=1, keepdim=True) + 1e-6).sqrt()
@@ -70,7 +68,7 @@ def describe(t) -> str:
     views = f"{t.global_views} view{'s' if t.global_views > 1 else ''} of each image"
     if t.local_views:
         views += f" and {t.local_views} local views of {t.local_size} px"
-    if not is_active(t):
+    if not t.cross_view_on:
         if t.global_views == 1:
             return "the paper's I-JEPA: one view of each image, the head's masked-token loss alone"
         return f"{views}, each with its own masks; the head's masked-token loss alone"
