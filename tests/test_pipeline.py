@@ -112,7 +112,9 @@ def test_lint_is_clean_and_dvc_reads_the_pipeline(tmp_path):
 def test_bad_params_stop_snakemake_before_any_job(tmp_path):
     root = project_copy(tmp_path)
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("  batch_size: 32", "  batch_size: -3"))
+    text, n = re.subn(r"(?m)^(train:\n(?:  .*\n)*?  batch_size:) \d+", r"\1 -3", params.read_text())
+    assert n == 1
+    params.write_text(text)
     done = run(["snakemake", "-n"], root, check=False)
     assert done.returncode != 0
     assert "train.batch_size" in done.stdout + done.stderr
