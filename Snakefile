@@ -11,11 +11,8 @@ configfile: "params.yaml"
 
 
 include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/train.smk"
-include: "rules/evaluate.smk"
+include: "rules/stages.smk"
 include: "rules/ablation.smk"
-include: "rules/report.smk"
 
 
 rule all:

@@ -69,47 +69,10 @@ wildcard_constraints:
     blocks="|".join(ABLATION_BLOCKS),
 
 
-# What each stage reads: the same dotted keys as its `params:` in dvc.yaml (tests/test_pipeline.py
-# keeps the two in step), so changing one head's section reruns that head's chain alone.
-STAGE_PARAMS = {
-    "prepare": ["data.source", "data.path", "data.image_size", "data.num_classes", "data.val_fraction",
-                "data.split_seed"],
-    "stats": ["seed", "data.stats_subsample"],
-    "train": ["data.image_size", "data.num_classes", "model", "mask", "augment", "trunk", "train", "eval.knn_k",
-              "eval.knn_temperature", "eval.batch_size", "head.{head}"],
-    "embed": ["eval.batch_size"],
-    "evaluate": ["seed", "data.num_classes", "mask", "eval", "head.{head}"],
-    "reference": ["seed", "data.image_size", "data.num_classes", "model", "train.device", "eval.knn_k",
-                  "eval.knn_temperature", "eval.batch_size", "eval.probe_steps", "eval.probe_weight_decay"],
-    "summarize": ["heads", "seeds", "data.source", "head", "train.batch_size"],
-    "samples": ["seed", "seeds", "figures.num_samples", "figures.batch_images"],
-    "report": ["seed", "seeds", "heads", "data", "model", "mask", "augment", "trunk", "train", "eval", "head"],
-    "ablate": ["seeds", "data.image_size", "data.num_classes", "model", "mask", "augment", "trunk", "train",
-               "eval.knn_k",
-               "eval.knn_temperature", "eval.batch_size", "eval.probe_steps", "eval.probe_weight_decay", "ablation",
-               f"head.{config['ablation']['head']}"],
-}
-
-# The package modules each stage runs (neither tool follows Python imports).
-_CORE = ["src/vjepa/cli.py", "src/vjepa/config.py", "src/vjepa/schema.yaml"]
-_HEAD = ["src/vjepa/heads/base.py", "src/vjepa/heads/adaln.py", "src/vjepa/heads/{head}.py"]
-STAGE_CODE = {
-    "prepare": ["src/vjepa/data.py"],
-    "stats": ["src/vjepa/data.py"],
-    "train": ["src/vjepa/train.py", "src/vjepa/batch.py", "src/vjepa/jepa.py", "src/vjepa/trunk.py",
-              "src/vjepa/vit.py", "src/vjepa/masks.py", "src/vjepa/augment.py", "src/vjepa/regularizers.py"] + _HEAD,
-    "embed": ["src/vjepa/embed.py", "src/vjepa/checkpoint.py", "src/vjepa/vit.py"],
-    "evaluate": ["src/vjepa/evaluate.py", "src/vjepa/knn.py", "src/vjepa/probe.py", "src/vjepa/head_metrics.py",
-                 "src/vjepa/uncertainty.py"] + _HEAD,
-    "reference": ["src/vjepa/reference.py", "src/vjepa/knn.py", "src/vjepa/probe.py", "src/vjepa/evaluate.py",
-                  "src/vjepa/vit.py", "src/vjepa/embed.py"],
-    "summarize": ["src/vjepa/summarize.py"],
-    "samples": ["src/vjepa/samples.py", "src/vjepa/head_metrics.py", "src/vjepa/checkpoint.py"] + _HEAD,
-    "report": ["src/vjepa/report.py", "src/vjepa/trunk.py", "src/vjepa/figures/__init__.py"],
-}
-STAGE_CODE["ablate"] = (["src/vjepa/ablation.py", "src/vjepa/embed.py", "src/vjepa/checkpoint.py", "src/vjepa/knn.py",
-                         "src/vjepa/probe.py", "src/vjepa/evaluate.py"]
-                        + [p.replace("{head}", config["ablation"]["head"]) for p in STAGE_CODE["train"]])
+# Each stage's inputs, outputs, params and resources: the table in src/vjepa/stages.py (dvc.yaml is
+# rendered from it too); the package files it runs: vjepa.codedeps, from the imports.
+from vjepa.codedeps import closure
+from vjepa.stages import head_of, inputs, stages
 
 
 def _lookup(dotted):
@@ -119,16 +82,17 @@ def _lookup(dotted):
     return node
 
 
-def stage_params(stage):
+def stage_params(st):
     """Snakemake `params:` for a stage: {dotted key: value}, compared by Snakemake between runs."""
     def values(wildcards):
-        keys = [k.format(head=wildcards.get("head", "")) for k in STAGE_PARAMS[stage]]
-        return {k: _lookup(k) for k in keys}
+        head = head_of(st, config, wildcards.get("head"))
+        return {k: _lookup(k) for k in (key.format(head=head) for key in st.params)}
     return values
 
 
-def stage_code(stage):
-    return lambda wildcards: [p.format(head=wildcards.get("head", "")) for p in _CORE + STAGE_CODE[stage]]
+def stage_code(st):
+    return lambda wildcards: closure(st.vjepa_command, head=head_of(st, config, wildcards.get("head")),
+                                     figure=st.figure)
 
 
 def train_threads():
@@ -138,6 +102,28 @@ def train_threads():
     except WorkflowError:  # no --cores: summaries and reports of the DAG
         return 1
     return max(1, int(cores) // max(1, len(HEADS)))
+
+
+# A stage's templates ({head}, {seed}, ...) as Snakemake wildcards in paths and in shell commands.
+_WILDCARDS = {"head": "{wildcards.head}", "seed": "{wildcards.seed}", "area": "{wildcards.area}",
+              "blocks": "{wildcards.blocks}", "first_seed": SEEDS[0]}
+_PATHS = {"head": "{head}", "seed": "{seed}", "area": "{area}", "blocks": "{blocks}", "first_seed": SEEDS[0]}
+_THREADS = {"train": train_threads(), "one": 1, None: 1}
+
+
+def _outputs(st):
+    return [directory(o.path.format(**_PATHS)) if o.directory else o.path.format(**_PATHS) for o in st.outs]
+
+
+def _gpus():
+    """The GPUs given to this run (--resources gpu=N, e.g. by profiles/gpu): with more than one,
+    each GPU job claims its own (vjepa.gpus)."""
+    given = workflow.resource_settings.resources.get("gpu")
+    value = getattr(given, "value", given)
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+GPU_SLOTS = f"export VJEPA_GPU_SLOTS={_gpus()}; " if _gpus() > 1 else ""
 
 
 def record_in_dvc():
@@ -160,30 +146,3 @@ def record_in_dvc():
     if done.returncode != 0:
         print(f"vjepa: outputs not recorded in dvc.lock ({done.stderr.strip()}); "
               "run `dvc commit --force` once every stage's outputs exist", file=sys.stderr)
-
-
-# The report's figures (src/vjepa/figures/): the MDN ones exist only when `mdn` is a head.
-from vjepa.figures import FIGURES, figure_names
-
-FIGURE_NAMES = figure_names(HEADS)
-_FIG_CODE = ["src/vjepa/figures/__init__.py", "src/vjepa/figures/common.py"]
-MDN_SAMPLES = f"results/heads/mdn/seed{SEEDS[0]}/samples.npz"
-FIGURE_SPECS = {  # name -> (inputs, params it reads, extra modules)
-    "losses": (runs("tb"), ["heads", "seeds", "figures.dpi"], []),
-    "knn": (runs("knn_curve.csv"), ["heads", "seeds", "figures.dpi"], []),
-    "masks": (["data/processed/val.npz"], ["seed", "data.image_size", "model.patch_size", "mask",
-                                           "figures.mask_images", "figures.dpi"], []),
-    "heads_grid": (expand(f"results/heads/{{head}}/seed{SEEDS[0]}/samples.npz", head=HEADS),
-                   ["heads", "seeds", "figures.hexbin_gridsize", "figures.dpi"],
-                   ["src/vjepa/figures/mdn_3d.py", "src/vjepa/figures/mdn_hexbin.py"]),
-    "mdn_pca": ([MDN_SAMPLES], ["seeds", "figures.dpi"], []),
-    "mdn_hexbin": ([MDN_SAMPLES], ["seeds", "figures.hexbin_gridsize", "figures.dpi"], []),
-    "mdn_3d": ([MDN_SAMPLES], ["seeds", "figures.dpi"], []),
-    "mdn_diagnostics": ([MDN_SAMPLES], ["seeds", "figures.dpi"], []),
-    "calibration": (runs("metrics.json"), ["heads", "seeds", "figures.dpi"], []),
-    "masking_ablation": (ABLATION_RESULTS, ["ablation", "figures.dpi"], []),
-}
-assert set(FIGURE_SPECS) == set(FIGURES), "every figure module needs a FIGURE_SPECS entry"
-STAGE_PARAMS.update({f"figure_{n}": spec[1] for n, spec in FIGURE_SPECS.items()})
-STAGE_CODE.update({f"figure_{n}": _FIG_CODE + [f"src/vjepa/figures/{n}.py"] + spec[2]
-                   for n, spec in FIGURE_SPECS.items()})

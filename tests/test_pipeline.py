@@ -24,8 +24,9 @@ pytestmark = pytest.mark.skipif(not (BIN / "snakemake").exists() or not (BIN / "
                                 reason="snakemake and dvc are installed by scripts/setup.sh")
 
 
-def run(args, cwd, check=True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+def run(args, cwd, check=True, env=None, path=()) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": os.pathsep.join([*map(str, path), str(BIN), os.environ["PATH"]]),
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(cwd) / "src"), **(env or {})}
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -43,6 +44,7 @@ def project_copy(dest: Path, profile: str | None = "profiles/smoke.yaml") -> Pat
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     shutil.copy2(ROOT / (profile or "params.yaml"), dest / "params.yaml")
+    run([sys.executable, "-m", "vjepa", "dvc-yaml"], dest)  # for this params file's heads
     run(["git", "init", "-q"], dest)
     commit(dest, "pipeline")
     return dest
@@ -58,15 +60,18 @@ def dags(root: Path) -> tuple[list[dict], list[dict]]:
     return dump("snakemake"), dump("dvc")
 
 
-def job_name(job: dict) -> str:
-    """DVC's name for a Snakemake job: rule@head, rule@head-seed for the per-run stages,
-    rule@area-blocks for the masking sweep."""
-    w = job["wildcards"]
+def dvc_name(rule: str, w: dict) -> str:
+    """DVC's name for a Snakemake job: rule-head@seed for the per-run stages, rule-head per head,
+    rule@area-blocks for the masking sweep (vjepa.dvcfile)."""
     if "area" in w:
-        return f"{job['rule']}@{w['area']}-{w['blocks']}"
+        return f"{rule}@{w['area']}-{w['blocks']}"
     if "head" not in w:
-        return job["rule"]
-    return f"{job['rule']}@{w['head']}" + (f"-{w['seed']}" if "seed" in w else "")
+        return rule
+    return f"{rule}-{w['head']}" + (f"@{w['seed']}" if w.get("seed") is not None else "")
+
+
+def job_name(job: dict) -> str:
+    return dvc_name(job["rule"], job["wildcards"])
 
 
 def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
@@ -74,7 +79,7 @@ def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
     jobs = {job_name(j): j for j in jobs if j["rule"] != "all"}
     stages = {s["name"]: s for s in stages}
     assert set(jobs) == set(stages)
-    assert {"train@rnade-0", "embed@flow_matching-0", "evaluate@diffusion-0", "summarize"} <= set(stages)
+    assert {"train-rnade@0", "embed-flow_matching@0", "evaluate-diffusion@0", "samples-mdn", "summarize"} <= set(stages)
     for name, stage in stages.items():
         job = jobs[name]
         # Snakemake adds only its per-job thread count and the log redirection to the DVC command.
@@ -94,7 +99,7 @@ def test_dag_test_notices_drift(tmp_path):
     """The comparison above fails when one tool's stage changes alone."""
     root = project_copy(tmp_path)
     dvc_yaml = root / "dvc.yaml"
-    dvc_yaml.write_text(dvc_yaml.read_text().replace("      - data.stats_subsample\n", "", 1))
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("    - data.stats_subsample\n", "", 1))
     jobs, stages = dags(root)
     stats_job = next(j for j in jobs if j["rule"] == "stats")
     stats_stage = next(s for s in stages if s["name"] == "stats")
@@ -106,7 +111,7 @@ def test_lint_is_clean_and_dvc_reads_the_pipeline(tmp_path):
     lint = run(["snakemake", "--lint"], root)
     assert "good condition" in lint.stdout + lint.stderr
     dot = run(["dvc", "dag", "--dot"], root).stdout  # (`dvc repro --dry` runs in the end-to-end test)
-    assert '"train@deterministic-0" -> "embed@deterministic-0"' in dot
+    assert '"train-deterministic@0" -> "embed-deterministic@0"' in dot
 
 
 def test_bad_params_stop_snakemake_before_any_job(tmp_path):
@@ -131,7 +136,7 @@ def planned_snakemake(root: Path) -> set[str]:
                 jobs.add(rule)
         elif (m := re.match(r"wildcards: head=(\w+)(?:, seed=(\d+))?", line.strip())) and rule:
             jobs.discard(rule)
-            jobs.add(f"{rule}@{m.group(1)}" + (f"-{m.group(2)}" if m.group(2) else ""))
+            jobs.add(dvc_name(rule, {"head": m.group(1), "seed": m.group(2)}))
     return jobs
 
 
@@ -139,11 +144,51 @@ def planned_dvc(root: Path) -> set[str]:
     return set(re.findall(r"Running stage '([\w@-]+)'", run(["dvc", "repro", "--dry"], root).stdout))
 
 
+def covers(declared: str, read: str) -> bool:
+    """Declaring `declared` covers reading `read`: the same key or a key under that section."""
+    return read == declared or read.startswith(declared + ".")
+
+
+# Declared keys a smoke run does not read, and why.
+UNREAD_ON_SMOKE = {("summarize", "head"): "per-head overrides of train.batch_size; the smoke profile has none"}
+
+
+def check_declarations(audit: Path, root: Path) -> None:
+    """Each command's record against its stage: every package module it loaded is a declared code
+    dep, every params key it read is declared, and every declared key was read."""
+    from vjepa.codedeps import _module_file, closure
+    from vjepa.config import load_params
+    from vjepa.stages import head_of, stages
+
+    params = load_params(root / "params.yaml")
+    table = {st.name: st for st in stages(params)}
+    records = {p.stem: json.loads(p.read_text()) for p in audit.glob("*.json")}
+    assert {"prepare", "stats", "train@mdn-0", "embed@mdn-0", "evaluate@mdn-0", "reference", "summarize",
+            "samples@mdn-0", "figure@knn", "report"} <= set(records)
+    assert any(name.startswith("ablate@") for name in records)
+    for name, record in records.items():
+        command, _, run_of = name.partition("@")
+        st = table[f"figure_{run_of}" if command == "figure" else command]
+        head = run_of.split("-")[0] if st.over in ("run", "head") else None
+        code = set(closure(st.vjepa_command, head=head_of(st, params, head), figure=st.figure))
+        loaded = {"src/vjepa/" + _module_file(m).relative_to(_module_file("vjepa").parent).as_posix()
+                  for m in record["modules"]}
+        assert loaded <= code, (name, loaded - code)
+        declared = [k.format(head=head_of(st, params, head)) for k in st.params]
+        read = record["params"]
+        assert all(any(covers(d, r) for d in declared) for r in read), (name, [r for r in read if not any(
+            covers(d, r) for d in declared)])
+        unread = [d for d in declared if not any(covers(d, r) or covers(r, d) for r in read)]
+        assert all((st.name, d) in UNREAD_ON_SMOKE for d in unread), (name, unread)
+
+
 @pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                     reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)")
 def test_smoke_profile_through_both_tools(tmp_path):
-    root = project_copy(tmp_path)
-    run(["dvc", "repro", "-q"], root)  # a fresh clone: DVC alone builds everything, the PDF included
+    root = project_copy(tmp_path / "p")
+    audit = tmp_path / "audit"  # every command records the params keys and modules it used
+    run(["dvc", "repro", "-q"], root, env={"VJEPA_AUDIT": str(audit)})  # a fresh clone: DVC alone builds it all
+    check_declarations(audit, root)
     summary = json.loads((root / "results/metrics.json").read_text())
     assert summary["heads"].keys() == {"deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"}
     text = run(["pdftotext", "-layout", "report/vjepa.pdf", "-"], root).stdout
@@ -167,11 +212,11 @@ def test_smoke_profile_through_both_tools(tmp_path):
     params.write_text(original)
 
     params.write_text(params.read_text().replace("  flow:\n    num_layers: 2", "  flow:\n    num_layers: 3"))
-    chain = {"train@flow-0", "embed@flow-0", "evaluate@flow-0", "samples@flow", "summarize", "figure_losses",
+    chain = {"train-flow@0", "embed-flow@0", "evaluate-flow@0", "samples-flow", "summarize", "figure_losses",
              "figure_knn", "figure_heads_grid", "figure_calibration", "report"}
     assert planned_snakemake(root) == chain
     # DVC plans the changed stages; their dependants follow when their inputs actually change.
-    assert "train@flow-0" in planned_dvc(root) <= chain
+    assert "train-flow@0" in planned_dvc(root) <= chain
 
     run(["snakemake", "--cores", "2", "all"], root)  # onsuccess records the outputs in dvc.lock
     assert "up to date" in run(["dvc", "status"], root).stdout
@@ -201,12 +246,48 @@ def test_every_profile_is_a_complete_valid_params_file():
     assert resolve(paper, "mdn").train.batch_size == 360 and resolve(paper, "rnade").model.embed_dim == 600
 
 
-def test_snakemake_profiles_name_existing_rules():
+def test_snakemake_profiles_name_existing_rules_and_give_every_gpu_stage_a_gpu():
     import yaml
+    from vjepa.config import load_params
+    from vjepa.stages import stages
 
-    rules = set(re.findall(r"^rule (\w+):", "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk")),
-                           flags=re.M))
+    table = stages(load_params(ROOT / "profiles/paper.yaml"))
+    rules = {st.name for st in table}
     for path in (ROOT / "profiles").glob("*/config.yaml"):
         profile = yaml.safe_load(path.read_text())
         for section in ("set-resources", "set-threads"):
             assert set(profile.get(section, {})) <= rules, (path, section)
+    slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    gpu_rules = {st.name for st in table if st.gpu}
+    assert gpu_rules == {"train", "embed", "evaluate", "reference", "ablate", "samples"}
+    for rule in gpu_rules:
+        res = slurm["set-resources"][rule]
+        assert res["slurm_partition"] == "gpu" and res["gpu"] == 1 and res["runtime"] >= 60, rule
+        assert res["mem_mb"] >= 32000 and res["cpus_per_task"] >= 8, rule
+    assert slurm["set-resources"]["train"]["runtime"] >= 720  # 20,000 steps at batch 600 with room to spare
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
+                    reason="the SLURM executor plugin is a test extra (pip install -e '.[test]')")
+def test_slurm_profile_plans_the_paper_study(tmp_path):
+    """With the executor plugin and stand-in SLURM commands on PATH, the paper study plans: every
+    GPU rule on the GPU partition with one GPU, the others on the CPU partition; nothing submitted."""
+    root = project_copy(tmp_path / "p", None)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for cmd in ("sbatch", "squeue", "sacct", "sinfo", "scancel", "sacctmgr", "srun"):
+        (fake / cmd).write_text(f"#!/bin/sh\necho {cmd} >> {tmp_path}/calls.log\nexit 0\n")
+        (fake / cmd).chmod(0o755)
+    out = run(["snakemake", "--profile", "profiles/slurm", "-n", "report", "--configfile", "profiles/paper.yaml"],
+              root, path=[fake]).stdout
+    blocks = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, flags=re.M)
+    planned = {}
+    for rule, resources in blocks:
+        planned.setdefault(rule, set()).add(resources)
+    assert {"train", "embed", "evaluate", "reference", "samples", "summarize", "report"} <= set(planned)
+    for rule, seen in planned.items():
+        for resources in seen:
+            gpu_rule = rule in {"train", "embed", "evaluate", "reference", "ablate", "samples"}
+            assert ("slurm_partition=gpu" in resources and "gpu=1" in resources) == gpu_rule, (rule, resources)
+    assert "runtime=1440" in next(iter(planned["train"]))
+    assert not (tmp_path / "calls.log").exists() or "sbatch" not in (tmp_path / "calls.log").read_text()

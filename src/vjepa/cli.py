@@ -5,8 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import audit
 from .config import load_params, parse_yaml, resolve, set_dotted, validate
 from .errors import VJepaError
+from .gpus import GPU_COMMANDS, claim_gpu
 from .io import exclusive_use, run_dir
 
 
@@ -19,7 +21,8 @@ def _params(args) -> dict:
                 raise VJepaError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=100")
             set_dotted(params, key, parse_yaml(value))
         validate(params, f"{args.params} with --set {' '.join(args.set)}")
-    return params
+    audit.start()  # what the command reads from here on (validation reads everything)
+    return audit.watch(params)
 
 
 def _run(args, params: dict):
@@ -70,7 +73,7 @@ def cmd_embed(args) -> None:
     cfg, out_dir = _run(args, _params(args))  # refuse bad params before any work, as every stage does
     out = Path(args.out) if args.out else out_dir / ("embeddings_init.npz" if args.random_init else "embeddings.npz")
     info = embed(out_dir / "checkpoint.pt", args.data_dir, out, random_init=args.random_init,
-                 progress=not args.quiet, expect=cfg)
+                 device=cfg.train.device, progress=not args.quiet, expect=cfg)
     print(f"embedded {info['n_train']} train + {info['n_val']} val images ({info['dim']}-d) -> {out}")
 
 
@@ -122,7 +125,7 @@ def cmd_samples(args) -> None:
     out = out_dir / "samples.npz"
     info = draw_samples(out_dir / "checkpoint.pt", args.data_dir, out,
                         num_samples=params["figures"]["num_samples"], batch_images=params["figures"]["batch_images"],
-                        seed=params["seed"], expect=cfg)
+                        device=cfg.train.device, seed=params["seed"], expect=cfg)
     print(f"{args.head}: {info['token_draws']} draws of one token, {info['tokens']} batch tokens -> {out}")
 
 
@@ -132,8 +135,9 @@ def cmd_figure(args) -> None:
     params = _params(args)
     if args.name not in FIGURES:
         raise VJepaError(f"unknown figure '{args.name}'; choose one of {', '.join(FIGURES)}")
-    if args.name not in figure_names(params["heads"]):
-        raise VJepaError(f"figure '{args.name}' needs the mdn head in `heads`")
+    with audit.paused():  # a check that refuses decides nothing about the figure
+        if args.name not in figure_names(params["heads"]):
+            raise VJepaError(f"figure '{args.name}' needs the mdn head in `heads`")
     paths = render(args.name, FigureContext(params, Path(args.data_dir), Path(args.results_dir)), args.out_dir)
     print(f"figure {args.name} -> {', '.join(map(str, paths))}")
 
@@ -147,6 +151,17 @@ def cmd_report(args) -> None:
         raise VJepaError(f"report source '{tex}' not found; run from the project folder")
     write_context(params, args.params, args.data_dir, args.results_dir, args.logs_dir, tex.parent / "generated")
     print(f"report -> {build_pdf(tex)}")
+
+
+def cmd_dvc_yaml(args) -> None:
+    from .dvcfile import write
+
+    params = _params(args)
+    current = write(params, args.out, check=args.check)
+    if args.check and not current:
+        raise VJepaError(f"{args.out} is not what the stage table gives for {args.params}; "
+                         "run `python -m vjepa dvc-yaml` to write it")
+    print(f"{args.out}: {'up to date' if current else 'written'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,7 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("report", cmd_report, "generated LaTeX (setup, figures, provenance) and the PDF via latexmk")
     sp.add_argument("--tex", default="report/vjepa.tex", help="LaTeX source (default: %(default)s)")
     sp.add_argument("--logs-dir", default="logs", help="Snakemake logs with benchmark files (default: %(default)s)")
+    sp = add("dvc-yaml", cmd_dvc_yaml, "write dvc.yaml from the stage table (src/vjepa/stages.py) and the imports")
+    sp.add_argument("--out", default="dvc.yaml", help="output file (default: %(default)s)")
+    sp.add_argument("--check", action="store_true", help="only compare; fail when the file differs")
     return p
+
+
+def _run_name(args) -> str:
+    """The command and what it ran on, e.g. train@mdn-0, ablate@0.25-4, figure@knn."""
+    parts = [getattr(args, k) for k in ("head", "seed", "area", "blocks", "name") if getattr(args, k, None) is not None]
+    return args.command + ("@" + "-".join(map(str, parts)) if parts else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
+        if args.command in GPU_COMMANDS:
+            claim_gpu()  # before CUDA starts: this job's own GPU when several are shared
         args.func(args)
+        audit.write(_run_name(args), sys.argv[1:] if argv is None else argv)
     except VJepaError as e:
         print(f"vjepa: error: {e}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from . import audit
 from .errors import ConfigError
 
 OVERRIDABLE = ("model", "mask", "augment", "train")  # `trunk` is shared by every head, never overridden
@@ -153,7 +154,9 @@ class Config:
     head: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every setting, as stored with a checkpoint for the record (not a read of them: `audit`)."""
+        with audit.paused():
+            return dataclasses.asdict(self)
 
 
 def _schema() -> dict:
@@ -328,6 +331,8 @@ def resolve(params: dict, head: str | None, seed: int | None = None) -> Config:
     """The configuration of one head: shared sections with the head's overrides merged in.
     `head=None` gives the shared sections alone (head_name "shared", no head settings).
     `seed` is a training run's seed (one of `seeds`); without it, the study's `seed`."""
+    seed_from_params = seed is None
+    params = audit.raw(params)
     if head is not None and head not in params.get("head", {}):
         raise ConfigError(f"no section head.{head} in params; known heads: {', '.join(params.get('head', {}))}")
     head_section = copy.deepcopy(params["head"][head]) if head is not None else {}
@@ -336,7 +341,7 @@ def resolve(params: dict, head: str | None, seed: int | None = None) -> Config:
         merged = dict(params[name])
         merged.update(head_section.pop(name, {}) or {})
         sections[name] = merged
-    return Config(
+    cfg = Config(
         seed=params["seed"] if seed is None else seed,
         head_name=head if head is not None else "shared",
         data=DataConfig(**params["data"]),
@@ -348,6 +353,10 @@ def resolve(params: dict, head: str | None, seed: int | None = None) -> Config:
         eval=EvalConfig(**params["eval"]),
         head=head_section,
     )
+    if not audit.recording():
+        return cfg
+    overrides = {name: params["head"][head].get(name) for name in OVERRIDABLE} if head is not None else {}
+    return audit.recording_config(cfg, seed_from_params, overrides)
 
 
 def set_dotted(params: dict, dotted: str, value: Any) -> None:

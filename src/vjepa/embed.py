@@ -42,7 +42,8 @@ def extract_features(encoder, images: torch.Tensor, mean, std, image_size: int, 
 def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: str = "auto",
           progress: bool = True, expect=None) -> dict:
     """Write train/val features of a checkpoint's student encoder (or of its random init) to `out_path`.
-    With `expect` (a Config), a checkpoint of another head or architecture is refused."""
+    With `expect` (the params' Config), a checkpoint of another head or architecture is refused and the
+    params' `eval.batch_size` is used (the checkpoint's copy of it records the training run)."""
     state, cfg, model = checkpoint.load_model(ckpt_path, expect, random_init=random_init)
     dev = pick_device(device)
     configure(dev)
@@ -54,7 +55,7 @@ def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: s
         images, labels = load_split(data_dir / "processed" / f"{split}.npz", cfg.data.num_classes)
         x = images_to_tensor(images, dev)
         feats = extract_features(encoder, x, stats["mean"], stats["std"], cfg.data.image_size,
-                                 cfg.eval.batch_size, progress=progress, desc=f"embed {split}")
+                                 (expect or cfg).eval.batch_size, progress=progress, desc=f"embed {split}")
         arrays[f"{split}_features"] = feats.numpy()
         arrays[f"{split}_labels"] = labels.astype(np.int64)
     arrays["step"] = np.int64(0 if random_init else state["step"])

@@ -15,7 +15,6 @@ import torch
 from . import checkpoint
 from .data import load_data_stats, load_split
 from .head_metrics import held_out_batches
-from .heads.mdn import MDNHead
 from .io import write_npz
 from .runtime import pick_device
 
@@ -44,7 +43,7 @@ def draw_samples(ckpt_path, data_dir, out_path, *, num_samples: int, batch_image
         "token_target": target[0, 0].float().cpu().numpy(),
         "step": np.int64(state["step"]),
     }
-    if isinstance(head, MDNHead):  # the mixture components behind the draws
+    if cfg.head_name == "mdn":  # the mixture components behind the draws
         logits, means, log_sigma = head.mixture(cond)
         k, d = means.shape[-2:]
         arrays["mixture_weights"] = logits.softmax(-1).reshape(-1, k).cpu().numpy()

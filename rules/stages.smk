@@ -1,0 +1,31 @@
+# One rule per stage of src/vjepa/stages.py (and per figure): the table says what each reads,
+# writes and needs; vjepa.codedeps says which package files it runs. dvc.yaml is rendered from
+# the same table (`python -m vjepa dvc-yaml`).
+
+for _st in stages(config):
+
+    rule:
+        name:
+            _st.name
+        input:
+            inputs(_st, config, _PATHS, listed=True),
+            code=stage_code(_st),
+        output:
+            _outputs(_st),
+        params:
+            opt=PARAMS_OPT,
+            values=stage_params(_st),
+        threads: _THREADS[_st.threads]
+        resources:
+            gpu=int(_st.gpu),
+        conda:
+            CONDA_ENV
+        log:
+            f"logs/{_st.log or _st.name}.log",
+        benchmark:
+            f"logs/{_st.log or _st.name}.benchmark.tsv"
+        shell:
+            (GPU_SLOTS if _st.gpu else "")
+            + f"python -m vjepa {_st.command.format(**_WILDCARDS)}{{params.opt}}"
+            + (" --threads {threads}" if _st.threads else "")
+            + " > {log} 2>&1"
