@@ -105,14 +105,25 @@ def train_threads():
 
 
 # A stage's templates ({head}, {seed}, ...) as Snakemake wildcards in paths and in shell commands.
-_WILDCARDS = {"head": "{wildcards.head}", "seed": "{wildcards.seed}", "area": "{wildcards.area}",
-              "blocks": "{wildcards.blocks}", "first_seed": SEEDS[0]}
 _PATHS = {"head": "{head}", "seed": "{seed}", "area": "{area}", "blocks": "{blocks}", "first_seed": SEEDS[0]}
 _THREADS = {"train": train_threads(), "one": 1, None: 1}
 
 
 def _outputs(st):
     return [directory(o.path.format(**_PATHS)) if o.directory else o.path.format(**_PATHS) for o in st.outs]
+
+
+def stage_command(st):
+    """A job's `python -m vjepa ...` (after VJEPA_GPU_SLOTS for a GPU stage on several GPUs)."""
+    def command(wildcards):
+        values = {k: wildcards.get(k, "") for k in ("head", "seed", "area", "blocks")}
+        return (GPU_SLOTS if st.gpu else "") + "python -m vjepa " + st.command.format(**values, first_seed=SEEDS[0])
+    return command
+
+
+def threads_option(st):
+    """` --threads N` for a stage that sets its threads (N: the job's share of the cores)."""
+    return lambda wildcards, threads: f" --threads {threads}" if st.threads else ""
 
 
 def _gpus():

@@ -13,6 +13,9 @@ for _st in stages(config):
         output:
             _outputs(_st),
         params:
+            # bound now: a rule's shell runs after the loop has moved on to the next stage
+            command=stage_command(_st),
+            threads=threads_option(_st),
             opt=PARAMS_OPT,
             values=stage_params(_st),
         threads: _THREADS[_st.threads]
@@ -25,7 +28,4 @@ for _st in stages(config):
         benchmark:
             f"logs/{_st.log or _st.name}.benchmark.tsv"
         shell:
-            (GPU_SLOTS if _st.gpu else "")
-            + f"python -m vjepa {_st.command.format(**_WILDCARDS)}{{params.opt}}"
-            + (" --threads {threads}" if _st.threads else "")
-            + " > {log} 2>&1"
+            "{params.command}{params.opt}{params.threads} > {log} 2>&1"
