@@ -89,7 +89,7 @@ def raw(params):
     return params._data if isinstance(params, Watched) else params
 
 
-_recording_classes: dict[type, type] = {}
+_recording_classes: dict[tuple, type] = {}  # (section class, overrides) -> its recording subclass
 
 
 def recording_section(obj, section: str, overridden: str = ""):
