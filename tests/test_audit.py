@@ -52,6 +52,15 @@ def test_a_heads_override_is_read_with_the_shared_key(recording):
     assert "head.mdn.train.lr" not in recording() or "lr" in params["head"]["mdn"]["train"]
 
 
+def test_a_watched_params_file_writes_the_same_report_setup(recording):
+    """Recording only records: the report's settings table is the same through a params view."""
+    from vjepa.report import setup_tex
+
+    params = load_params(ROOT / "profiles/paper.yaml")  # nested per-head overrides
+    audit.start()
+    assert setup_tex(audit.watch(params)) == setup_tex(params)
+
+
 def test_a_command_writes_its_record(tmp_path, monkeypatch):
     from vjepa.cli import main
 

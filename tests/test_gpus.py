@@ -39,8 +39,19 @@ def test_slots_index_the_visible_gpus_and_nothing_happens_without_several(locks)
     assert gpus.claim_gpu(slurm_job, wait_s=0) is None and slurm_job["CUDA_VISIBLE_DEVICES"] == "3"
     with pytest.raises(ConfigError, match="CUDA_VISIBLE_DEVICES lists 2 GPUs"):
         gpus.claim_gpu({gpus.ENV_SLOTS: "4", "CUDA_VISIBLE_DEVICES": "0,1"}, wait_s=0)
+    hidden = {gpus.ENV_SLOTS: "2", "CUDA_VISIBLE_DEVICES": ""}  # GPUs deliberately hidden stay hidden
+    assert gpus.claim_gpu(hidden, wait_s=0) is None and hidden["CUDA_VISIBLE_DEVICES"] == ""
     with pytest.raises(ConfigError, match="expected the number of GPUs"):
         gpus.claim_gpu({gpus.ENV_SLOTS: "all"}, wait_s=0)
+
+
+def test_locks_name_the_gpu_so_runs_with_different_lists_agree(locks):
+    """A run on GPUs 2,3 and a run on all four do not take the same GPU, nor block on each other's."""
+    first = {gpus.ENV_SLOTS: "2", "CUDA_VISIBLE_DEVICES": "2,3"}
+    assert gpus.claim_gpu(first, wait_s=0) == "2"
+    assert sorted(p.name for p in locks.iterdir()) == ["gpu2.lock"]
+    everything = [{gpus.ENV_SLOTS: "4"} for _ in range(3)]
+    assert [gpus.claim_gpu(e, wait_s=0) for e in everything] == ["0", "1", "3"]
 
 
 def test_concurrent_commands_see_one_gpu_each(locks, tmp_path):

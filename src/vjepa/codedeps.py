@@ -86,7 +86,8 @@ def modules(command: str, head: str | None = None, figure: str | None = None) ->
     """Every package module `vjepa COMMAND` runs (dotted names)."""
     selected = {"head": head, "figure": figure}
     # cli.py's own imports are the command's roots (not all of them: other commands' imports are lazy)
-    todo, seen = [PACKAGE, *(command_roots(command) - {"vjepa.cli"})], {"vjepa.cli"}
+    # (`python -m vjepa` runs __main__.py, which nothing imports)
+    todo, seen = [PACKAGE, "vjepa.__main__", *(command_roots(command) - {"vjepa.cli"})], {"vjepa.cli"}
     while todo:
         name = todo.pop()
         for m in _with_parents(name) - seen:

@@ -3,7 +3,7 @@
 Snakemake's `gpu` resource bounds how many GPU jobs run at once, but it does not say which GPU a
 job gets; without more, every job lands on GPU 0. With `VJEPA_GPU_SLOTS=N` in the environment
 (the pipeline sets it for its GPU rules when run with `--resources gpu=N`, N > 1), a command takes
-an exclusive lock on one of N slot files and sets `CUDA_VISIBLE_DEVICES` to that GPU alone. The
+an exclusive lock on one of N GPUs' lock files and sets `CUDA_VISIBLE_DEVICES` to that GPU alone. The
 lock is the open file: it goes when the process ends, however it ends. A GPU list already in
 `CUDA_VISIBLE_DEVICES` (a SLURM job's, say) is what the slots index.
 """
@@ -28,18 +28,19 @@ def lock_dir() -> Path:
     return Path(os.environ.get(ENV_LOCKS) or Path(tempfile.gettempdir()) / f"vjepa-gpu-slots-{os.getuid()}")
 
 
-def try_claim(n: int, folder: Path) -> int | None:
-    """The first of slots 0..n-1 whose lock is free (now held by this process), or None."""
+def try_claim(gpus: list[str], folder: Path) -> str | None:
+    """The first of `gpus` whose lock is free (now held by this process), or None. A lock is named
+    after the GPU itself, so runs that see different GPU lists still agree on who holds which."""
     folder.mkdir(parents=True, exist_ok=True)
-    for slot in range(n):
-        f = open(folder / f"gpu{slot}.lock", "w")
+    for gpu in gpus:
+        f = open(folder / f"gpu{gpu}.lock", "w")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.close()
             continue
         _held.append(f)
-        return slot
+        return gpu
     return None
 
 
@@ -53,18 +54,18 @@ def claim_gpu(environ=os.environ, wait_s: float = 3600.0, poll_s: float = 0.5) -
         n = int(value)
     except ValueError:
         raise ConfigError(f"{ENV_SLOTS}={value!r}: expected the number of GPUs, e.g. {ENV_SLOTS}=4") from None
-    visible = [d for d in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    if n <= 1 or len(visible) == 1:
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    visible = [d.strip() for d in (listed or "").split(",") if d.strip()]
+    if n <= 1 or len(visible) == 1 or (listed is not None and not visible):  # one GPU, or GPUs hidden
         return None
     if visible and n > len(visible):
         raise ConfigError(f"{ENV_SLOTS}={n} but CUDA_VISIBLE_DEVICES lists {len(visible)} GPUs "
                           f"({','.join(visible)}); run with --resources gpu={len(visible)}")
     deadline = time.monotonic() + wait_s
-    while (slot := try_claim(n, lock_dir())) is None:
+    while (gpu := try_claim(visible[:n] if visible else [str(i) for i in range(n)], lock_dir())) is None:
         if time.monotonic() > deadline:
             raise ConfigError(f"no free GPU slot among {n} after {wait_s:.0f} s (locks in {lock_dir()}); "
                               "is another pipeline using them?")
         time.sleep(poll_s)
-    gpu = visible[slot] if visible else str(slot)
     environ["CUDA_VISIBLE_DEVICES"] = gpu
     return gpu

@@ -8,6 +8,8 @@ runs latexmk on report/vjepa.tex.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import csv
 import os
 import platform
@@ -40,7 +42,7 @@ def tex_escape(text) -> str:
 def _flat(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     items = []
     for k, v in d.items():
-        if isinstance(v, dict):
+        if isinstance(v, Mapping):  # (a params view under the audit is a Mapping, not a dict)
             items += _flat(v, f"{prefix}{k}.")
         else:
             items.append((f"{prefix}{k}", v))
