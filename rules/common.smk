@@ -45,22 +45,14 @@ config.update(_params)  # profiles are complete files: nothing of params.yaml le
 
 HEADS = list(config["heads"])
 SEEDS = list(config["seeds"])
-# A training run (a head and a seed) lives in results/heads/{head}/seed{seed}/ (vjepa.io.run_dir);
-# the figures' samples come from the first seed's run.
-
-
-def runs(name):
-    """File `name` of every run: every head, every seed."""
-    return expand(f"results/heads/{{head}}/seed{{seed}}/{name}", head=HEADS, seed=SEEDS)
-
 PARAMS_OPT = "" if PARAMS_FILE == "params.yaml" else f" --params {PARAMS_FILE}"
-PROCESSED = ["data/processed/train.npz", "data/processed/val.npz"]
 OUTPUT_ROOTS = ["data", "results", "report"]
 
-from vjepa.config import ablation_grid, ablation_point_name, ablation_points
+from vjepa.config import ablation_grid
+from vjepa.stages import ablation_results
 
 ABLATION_AREAS, ABLATION_BLOCKS = ([str(v) for v in axis] for axis in ablation_grid(config))
-ABLATION_RESULTS = [f"results/ablation/{ablation_point_name(a, b)}.json" for a, b in ablation_points(config)]
+ABLATION_RESULTS = ablation_results(config)
 
 wildcard_constraints:
     head="|".join(HEADS),

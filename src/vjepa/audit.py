@@ -19,6 +19,7 @@ import re
 import sys
 from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import is_dataclass
 from pathlib import Path
 
 ENV = "VJEPA_AUDIT"
@@ -89,29 +90,52 @@ def raw(params):
     return params._data if isinstance(params, Watched) else params
 
 
-_recording_classes: dict[tuple, type] = {}  # (section class, overrides) -> its recording subclass
+_recording_classes: dict[tuple, type] = {}  # (class, what it records) -> its recording subclass
 
 
-def recording_section(obj, section: str, overridden: str = ""):
-    """`obj` (a frozen dataclass of one params section) as an instance that records its fields' reads.
-    `overridden`: "head.NAME.SECTION:key,key" when a head's section overrides those keys (a read of one
-    is a read of the override too)."""
-    cls = type(obj)
-    key = (cls, overridden)
+def _recording_class(cls: type, key: tuple, getattribute) -> type:
+    """`cls` with `getattribute` in place of attribute lookup (made once per key)."""
     if key not in _recording_classes:
-        fields = frozenset(cls.__dataclass_fields__)
-        prefix, _, names = overridden.partition(":")
-        over = frozenset(names.split(",")) if names else frozenset()
+        _recording_classes[key] = type(f"Recorded{cls.__name__}", (cls,), {"__getattribute__": getattribute})
+    return _recording_classes[key]
 
-        def __getattribute__(self, name):
-            if name in fields:
-                touch(f"{section}.{name}")
-                if name in over:
-                    touch(f"{prefix}.{name}")
-            return object.__getattribute__(self, name)
 
-        _recording_classes[key] = type(f"Recorded{cls.__name__}", (cls,), {"__getattribute__": __getattribute__})
-    return _recording_classes[key](**{f: object.__getattribute__(obj, f) for f in cls.__dataclass_fields__})
+def _fields(obj) -> dict:
+    return {f: object.__getattribute__(obj, f) for f in type(obj).__dataclass_fields__}
+
+
+def recording_section(obj, section: str, overridden: frozenset = frozenset(), override_prefix: str = ""):
+    """`obj` (a frozen dataclass of one params section) as an instance that records its fields' reads.
+    A read of a field in `overridden` (keys a head's section overrides) is also a read of
+    `override_prefix.key` (e.g. head.mdn.train.batch_size)."""
+    fields = frozenset(type(obj).__dataclass_fields__)
+
+    def __getattribute__(self, name):
+        if name in fields:
+            touch(f"{section}.{name}")
+            if name in overridden:
+                touch(f"{override_prefix}.{name}")
+        return object.__getattribute__(self, name)
+
+    key = (type(obj), overridden, override_prefix)
+    return _recording_class(type(obj), key, __getattribute__)(**_fields(obj))
+
+
+def recording_config(cfg, seed_from_params: bool, overrides: dict | None = None):
+    """A `Config` whose section fields, `head` (its params section) and, when it came from the params
+    file, `seed` record their reads. `overrides`: the head's overrides of shared sections."""
+    def __getattribute__(self, name):
+        if name == "head":
+            touch(f"head.{object.__getattribute__(self, 'head_name')}")
+        elif name == "seed" and seed_from_params:
+            touch("seed")
+        return object.__getattribute__(self, name)
+
+    values = _fields(cfg)
+    for section in [name for name, value in values.items() if is_dataclass(value)]:
+        over = frozenset((overrides or {}).get(section) or {})
+        values[section] = recording_section(values[section], section, over, f"head.{cfg.head_name}.{section}")
+    return _recording_class(type(cfg), (type(cfg), seed_from_params), __getattribute__)(**values)
 
 
 def write(name: str, argv: list[str]) -> Path | None:
@@ -124,25 +148,3 @@ def write(name: str, argv: list[str]) -> Path | None:
     path = folder / (re.sub(r"[^\w.@-]+", "_", name) + ".json")
     path.write_text(json.dumps({"argv": argv, "params": sorted(_keys), "modules": loaded}, indent=1))
     return path
-
-
-def recording_config(cfg, seed_from_params: bool, overrides: dict | None = None):
-    """A `Config` whose section fields, `head` (its params section) and, when it came from the params
-    file, `seed` record their reads. `overrides`: the head's overrides of shared sections."""
-    cls = type(cfg)
-    key = (cls, seed_from_params)
-    if key not in _recording_classes:
-        def __getattribute__(self, name):
-            if name == "head":
-                touch(f"head.{object.__getattribute__(self, 'head_name')}")
-            elif name == "seed" and seed_from_params:
-                touch("seed")
-            return object.__getattribute__(self, name)
-
-        _recording_classes[key] = type(f"Recorded{cls.__name__}", (cls,), {"__getattribute__": __getattribute__})
-    values = {f: object.__getattribute__(cfg, f) for f in cls.__dataclass_fields__}
-    for section in ("data", "model", "mask", "augment", "trunk", "train", "eval"):
-        over = sorted((overrides or {}).get(section) or {})
-        values[section] = recording_section(values[section], section,
-                                            f"head.{cfg.head_name}.{section}:{','.join(over)}" if over else "")
-    return _recording_classes[key](**values)

@@ -79,7 +79,7 @@ def command_roots(command: str) -> set[str]:
     if func not in {d.name for d in defs}:
         raise KeyError(f"vjepa has no command '{command}' (no {func} in cli.py)")
     chosen = [n for n in tree.body if n not in defs] + [d for d in defs if d.name == func or not d.name.startswith("cmd_")]
-    return {"vjepa.cli", *_imports_in(chosen, "vjepa.cli")}
+    return _imports_in(chosen, "vjepa.cli") - {"vjepa.cli"}
 
 
 def modules(command: str, head: str | None = None, figure: str | None = None) -> set[str]:
@@ -87,7 +87,7 @@ def modules(command: str, head: str | None = None, figure: str | None = None) ->
     selected = {"head": head, "figure": figure}
     # cli.py's own imports are the command's roots (not all of them: other commands' imports are lazy)
     # (`python -m vjepa` runs __main__.py, which nothing imports)
-    todo, seen = [PACKAGE, "vjepa.__main__", *(command_roots(command) - {"vjepa.cli"})], {"vjepa.cli"}
+    todo, seen = [PACKAGE, "vjepa.__main__", *command_roots(command)], {"vjepa.cli"}
     while todo:
         name = todo.pop()
         for m in _with_parents(name) - seen:

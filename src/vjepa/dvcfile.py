@@ -44,10 +44,10 @@ def _entry(st: Stage, params: dict, head: str | None) -> dict:
     elif st.over == "point":
         entry["matrix"] = {"area": "${ablation.target_area}", "blocks": "${ablation.num_targets}"}
     entry["cmd"] = f"python -m vjepa {fill(st.command, values)}"
-    code = closure(st.vjepa_command, head=head_of(st, params, head), figure=st.figure)
-    entry["deps"] = inputs(st, params, values, listed=False) + code
-    code_head = head_of(st, params, head)
-    entry["params"] = [fill(k, {"head": code_head}) for k in st.params]
+    runs_head = head_of(st, params, head)  # the sweep's head for a point
+    entry["deps"] = inputs(st, params, values, listed=False) + closure(st.vjepa_command, head=runs_head,
+                                                                         figure=st.figure)
+    entry["params"] = [fill(k, {"head": runs_head}) for k in st.params]
     entry.update(_outs(st, values))
     return entry
 

@@ -14,9 +14,9 @@ them from the imports.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .config import ablation_grid
+from .config import ablation_point_name, ablation_points
 from .figures import figure_names
 from .gpus import GPU_COMMANDS
 
@@ -142,8 +142,8 @@ def stage(name: str, params: dict) -> Stage:
 
 
 def ablation_results(params: dict) -> list[str]:
-    areas, blocks = ablation_grid(params)
-    return [f"results/ablation/area{a}_blocks{b}.json" for a in areas for b in blocks]
+    """Every sweep point's scores file (config.ablation_point_name)."""
+    return [f"results/ablation/{ablation_point_name(a, b)}.json" for a, b in ablation_points(params)]
 
 
 def head_of(st: Stage, params: dict, head: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Registry of predictor heads: name → (module, class). Adding a head = one file + one line here
+"""Registry of predictor heads: name → class. Adding a head = one file + one line here
 + one `head.<name>` section in params.yaml (and its schema).
 
 A head's module is imported when the head is built, not with the package, so that a stage runs
@@ -10,21 +10,21 @@ import importlib
 from ..errors import ConfigError
 from .base import Head
 
-HEADS: dict[str, tuple[str, str]] = {
-    "deterministic": ("deterministic", "DeterministicHead"),
-    "mdn": ("mdn", "MDNHead"),
-    "rnade": ("rnade", "RNADEHead"),
-    "flow": ("flow", "FlowHead"),
-    "flow_matching": ("flow_matching", "FlowMatchingHead"),
-    "diffusion": ("diffusion", "DiffusionHead"),
+# name -> its class, in heads/NAME.py (the module is the name: vjepa.codedeps relies on it)
+HEADS: dict[str, str] = {
+    "deterministic": "DeterministicHead",
+    "mdn": "MDNHead",
+    "rnade": "RNADEHead",
+    "flow": "FlowHead",
+    "flow_matching": "FlowMatchingHead",
+    "diffusion": "DiffusionHead",
 }
 
 
 def head_class(name: str) -> type[Head]:
     if name not in HEADS:
         raise KeyError(f"unknown head '{name}'; known heads: {', '.join(HEADS)}")
-    module, cls = HEADS[name]
-    return getattr(importlib.import_module(f".{module}", __name__), cls)
+    return getattr(importlib.import_module(f".{name}", __name__), HEADS[name])
 
 
 def build_head(name: str, cond_dim: int, target_dim: int, settings: dict) -> Head:
