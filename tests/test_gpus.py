@@ -64,3 +64,16 @@ def test_concurrent_commands_see_one_gpu_each(locks, tmp_path):
              for _ in range(2)]
     seen = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert seen == ["0", "1"]
+
+
+def test_a_training_on_several_gpus_claims_them_all_or_waits(locks):
+    first = {gpus.ENV_SLOTS: "4"}
+    assert gpus.claim_gpu(first, wait_s=0, count=2) == "0,1" and first["CUDA_VISIBLE_DEVICES"] == "0,1"
+    single = {gpus.ENV_SLOTS: "4"}
+    assert gpus.claim_gpu(single, wait_s=0) == "2"
+    with pytest.raises(ConfigError, match="no 2 free GPU slots among 4"):
+        gpus.claim_gpu({gpus.ENV_SLOTS: "4"}, wait_s=0, count=2)
+    assert len(gpus._held) == 3  # the one free slot it took was let go again
+    assert gpus.claim_gpu({gpus.ENV_SLOTS: "4"}, wait_s=0) == "3"
+    with pytest.raises(ConfigError, match="needs 3 GPUs .* VJEPA_GPU_SLOTS=2"):
+        gpus.claim_gpu({gpus.ENV_SLOTS: "2"}, wait_s=0, count=3)

@@ -1,8 +1,10 @@
 """One training step's inputs: which images, their augmented views and their masks.
 
 Everything random comes from a CPU generator seeded from (seed, step) alone (`step_seed`),
-so a step's batch is the same on any device and after any resume. Views are view-major:
-row v·B + i of `Batch.views` is view v of image i, and `Batch.local` follows the same order.
+so a step's batch is the same on any device, after any resume and for any number of ranks.
+Views are view-major: row v·B + i of the global batch is view v of image i, and the local
+views follow the same order. In a distributed run each rank renders only its contiguous block
+of those rows (`distributed.shard`), from parameters and masks drawn for the whole batch.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import NamedTuple
 
 import torch
 
+from . import distributed
 from .augment import render_views, view_params
 from .config import Config
 from .masks import Masks, MultiBlockMaskSampler
@@ -37,27 +40,31 @@ def step_seed(seed: int, step: int) -> int:
 
 
 class Batch(NamedTuple):
-    views: torch.Tensor  # (V·B)×3×S×S normalised global views, view-major
+    views: torch.Tensor  # (V·B)×3×S×S normalised global views, view-major (this rank's rows of them)
     masks: Masks  # one context/target row per global view
-    local: torch.Tensor | None  # (L·B)×3×s×s small views, or None
+    local: torch.Tensor | None  # (L·B)×3×s×s small views, or None (this rank's rows)
 
 
 def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict,
                sampler: MultiBlockMaskSampler, gen: torch.Generator) -> Batch:
     """The views and masks of images[idx] from the uint8 dataset on the device: every view's
-    parameters and masks drawn from the CPU generator `gen`, then one batched warp per view size."""
+    parameters and masks drawn from the CPU generator `gen` for the whole batch, then one batched
+    warp per view size of this rank's rows."""
     device, t, a = images.device, cfg.trunk, cfg.augment
     b = len(idx)
     params = view_params(b * t.global_views, a, a.crop_scale, gen)
     masks = sampler(b * t.global_views, gen)
     local_params = view_params(b * t.local_views, a, t.local_crop_scale, gen) if t.local_views else None
+    rows = torch.arange(b * t.global_views)[distributed.shard(b * t.global_views)]
+    masks, params, picks = Masks(*(m[rows] for m in masks)), params[rows], idx[rows % b]
     if device.type == "cuda":
-        masks, params, idx = Masks(*(m.pin_memory() for m in masks)), params.pin_memory(), idx.pin_memory()
+        masks, params, picks = Masks(*(m.pin_memory() for m in masks)), params.pin_memory(), picks.pin_memory()
     masks = masks.to(device, non_blocking=True)
-    picked = images[idx.to(device, non_blocking=True)]
     mean, std = stats["mean"], stats["std"]
-    views = render_views(picked.repeat(t.global_views, 1, 1, 1), params, cfg.data.image_size, mean, std)
+    views = render_views(images[picks.to(device, non_blocking=True)], params, cfg.data.image_size, mean, std)
     local = None
     if local_params is not None:
-        local = render_views(picked.repeat(t.local_views, 1, 1, 1), local_params, t.local_size, mean, std)
+        rows = torch.arange(b * t.local_views)[distributed.shard(b * t.local_views)]
+        local = render_views(images[idx[rows % b].to(device, non_blocking=True)], local_params[rows],
+                             t.local_size, mean, std)
     return Batch(views, masks, local)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
-from . import audit
+from . import audit, distributed
 from .config import load_params, parse_yaml, resolve, set_dotted, validate
 from .errors import VJepaError
-from .gpus import GPU_COMMANDS, claim_gpu
+from .gpus import GPU_COMMANDS, claim_gpu, keep_claims_across_exec
 from .io import exclusive_use, run_dir
 
 
@@ -57,11 +59,26 @@ def cmd_stats(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .launch import environment, launcher
     from .train import train
 
-    cfg, out = _run(args, _params(args))
-    with exclusive_use(out, f"`vjepa train --head {args.head} --seed {cfg.seed}`"):
+    params = _params(args)
+    cfg, out = _run(args, params)
+    spec = params["launch"]
+    if not distributed.launched():  # before CUDA starts: this job's own GPUs when several are shared
+        claim_gpu(count=spec["nproc"])
+    command = launcher(spec, args.argv, cfg.train.device, args.threads)
+    if command is not None:  # this process becomes torchrun (or srun), which starts the ranks
+        print(f"vjepa: launching {' '.join(command)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        keep_claims_across_exec()
+        os.execve(command[0], command, environment(spec, args.threads))
+    world = distributed.start(cfg.train.device, spec["backend"])
+    lock = exclusive_use(out, f"`vjepa train --head {args.head} --seed {cfg.seed}`") if world.main else None
+    with lock or contextlib.nullcontext():
         result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet)
+    if not world.main:
+        return
     last = result["history"][-1]["knn_top1"] if result["history"] else None
     print(f"trained {args.head} (seed {cfg.seed}) to step {result['step']} -> {out / 'checkpoint.pt'}"
           + (f" (val kNN top-1 {last:.4f})" if last is not None else ""))
@@ -70,11 +87,15 @@ def cmd_train(args) -> None:
 def cmd_embed(args) -> None:
     from .embed import embed
 
-    cfg, out_dir = _run(args, _params(args))  # refuse bad params before any work, as every stage does
+    params = _params(args)
+    cfg, out_dir = _run(args, params)  # refuse bad params before any work, as every stage does
+    if distributed.launched():  # under torchrun: each rank embeds a share, rank 0 writes
+        distributed.start(cfg.train.device, params["launch"]["backend"])
     out = Path(args.out) if args.out else out_dir / ("embeddings_init.npz" if args.random_init else "embeddings.npz")
     info = embed(out_dir / "checkpoint.pt", args.data_dir, out, random_init=args.random_init,
                  device=cfg.train.device, progress=not args.quiet, expect=cfg)
-    print(f"embedded {info['n_train']} train + {info['n_val']} val images ({info['dim']}-d) -> {out}")
+    if distributed.world().main:
+        print(f"embedded {info['n_train']} train + {info['n_val']} val images ({info['dim']}-d) -> {out}")
 
 
 def cmd_evaluate(args) -> None:
@@ -232,26 +253,40 @@ def _run_name(args) -> str:
     return args.command + ("@" + "-".join(map(str, parts)) if parts else "")
 
 
+# The commands that run as several processes under torchrun; every other one runs alone.
+DISTRIBUTED_COMMANDS = ("train", "embed")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    if distributed.launched() and args.command not in DISTRIBUTED_COMMANDS:
+        print(f"vjepa: error: `vjepa {args.command}` runs as one process; under torchrun only "
+              f"{' and '.join(DISTRIBUTED_COMMANDS)} do", file=sys.stderr)
+        return 2
     if args.threads is not None:
         if args.threads < 1:
             print(f"vjepa: error: --threads {args.threads}: give a positive number of threads", file=sys.stderr)
             return 2
         import torch
 
-        torch.set_num_threads(args.threads)
+        from .launch import rank_threads
+
+        torch.set_num_threads(rank_threads(args.threads))  # a rank's share of the job's threads
     try:
-        if args.command in GPU_COMMANDS:
-            claim_gpu()  # before CUDA starts: this job's own GPU when several are shared
+        if args.command in GPU_COMMANDS and args.command != "train" and not distributed.launched():
+            claim_gpu()  # before CUDA starts: this job's own GPU when several are shared (train: its own count)
         args.func(args)
-        audit.write(_run_name(args), sys.argv[1:] if argv is None else argv)
+        if distributed.world().main:
+            audit.write(_run_name(args), args.argv)
     except VJepaError as e:
         print(f"vjepa: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vjepa: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.stop()
     return 0
 
 

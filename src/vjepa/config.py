@@ -214,7 +214,24 @@ def validate(params: dict, source: str = "params.yaml") -> None:
             raise ConfigError(f"{source}: heads lists '{head}' but head.{head} is missing; add its section")
     for head in params["heads"]:
         _check_ranges(resolve(params, head), source)
+        _check_launch(params["launch"], resolve(params, head).train, f"{source}: (head {head}) ")
     _check_ablation(params, source)
+
+
+def world_size(launch: dict) -> int:
+    """The number of processes that `launch:` gives one training."""
+    return launch["nproc"] * launch["nnodes"]
+
+
+def _check_launch(launch: dict, t: "TrainConfig", where: str) -> None:
+    size = world_size(launch)
+    if t.batch_size % size:
+        raise ConfigError(f"{where}train.batch_size = {t.batch_size} is not divisible by the {size} processes of "
+                          f"launch.nproc x launch.nnodes = {launch['nproc']} x {launch['nnodes']}; choose a "
+                          f"multiple of {size} (it stays the global batch; each process takes an equal share)")
+    if launch["backend"] == "nccl" and t.device in ("cpu", "mps"):
+        raise ConfigError(f"{where}launch.backend = nccl needs CUDA, but train.device = {t.device!r}; "
+                          "use launch.backend: auto (gloo off CUDA) or gloo")
 
 
 def ablation_grid(params: dict) -> tuple[list[float], list[int]]:

@@ -1,4 +1,6 @@
-"""Frozen-encoder features: mean-pooled student patch tokens, float32."""
+"""Frozen-encoder features: mean-pooled student patch tokens, float32.
+
+Under torchrun every rank embeds its share of the images and rank 0 writes the file."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,11 +9,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .augment import resize
 from .data import load_data_stats, load_split
 from .io import write_npz
-from .runtime import autocast, configure, pick_device, progress_interval
+from .runtime import autocast, configure, progress_interval
 
 
 def images_to_tensor(images: np.ndarray, device) -> torch.Tensor:
@@ -39,13 +41,23 @@ def extract_features(encoder, images: torch.Tensor, mean, std, image_size: int, 
     return torch.cat(out)
 
 
+def extract_features_across_ranks(encoder, images: torch.Tensor, mean, std, image_size: int, batch_size: int = 256,
+                                  progress: bool = False, desc: str = "embed") -> torch.Tensor:
+    """`extract_features` of every image, each rank embedding its block (`distributed.split`);
+    every rank gets the whole N×D result."""
+    n = images.shape[0]
+    own = extract_features(encoder, images[distributed.split(n)], mean, std, image_size, batch_size,
+                           progress=progress and distributed.world().main, desc=desc)
+    return distributed.gather_features(own, n)
+
+
 def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: str = "auto",
           progress: bool = True, expect=None) -> dict:
     """Write train/val features of a checkpoint's student encoder (or of its random init) to `out_path`.
     With `expect` (the params' Config), a checkpoint of another head or architecture is refused and the
     params' `eval.batch_size` is used (the checkpoint's copy of it records the training run)."""
     state, cfg, model = checkpoint.load_model(ckpt_path, expect, random_init=random_init)
-    dev = pick_device(device)
+    dev = distributed.device(device)
     configure(dev)
     data_dir = Path(data_dir)
     stats = load_data_stats(data_dir)
@@ -54,11 +66,13 @@ def embed(ckpt_path, data_dir, out_path, *, random_init: bool = False, device: s
     for split in ("train", "val"):
         images, labels = load_split(data_dir / "processed" / f"{split}.npz", cfg.data.num_classes)
         x = images_to_tensor(images, dev)
-        feats = extract_features(encoder, x, stats["mean"], stats["std"], cfg.data.image_size,
-                                 (expect or cfg).eval.batch_size, progress=progress, desc=f"embed {split}")
+        feats = extract_features_across_ranks(encoder, x, stats["mean"], stats["std"], cfg.data.image_size,
+                                              (expect or cfg).eval.batch_size, progress=progress, desc=f"embed {split}")
         arrays[f"{split}_features"] = feats.numpy()
         arrays[f"{split}_labels"] = labels.astype(np.int64)
     arrays["step"] = np.int64(0 if random_init else state["step"])
-    write_npz(out_path, **arrays)
+    if distributed.world().main:
+        write_npz(out_path, **arrays)
+    distributed.barrier()
     return {"n_train": len(arrays["train_labels"]), "n_val": len(arrays["val_labels"]),
             "dim": arrays["train_features"].shape[1], "step": int(arrays["step"])}

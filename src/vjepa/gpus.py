@@ -1,11 +1,12 @@
-"""One GPU per job on a machine with several: a command claims a free GPU slot before CUDA starts.
+"""GPUs of their own for the jobs on a machine with several: a command claims free GPU slots before CUDA starts.
 
 Snakemake's `gpu` resource bounds how many GPU jobs run at once, but it does not say which GPU a
 job gets; without more, every job lands on GPU 0. With `VJEPA_GPU_SLOTS=N` in the environment
 (the pipeline sets it for its GPU rules when run with `--resources gpu=N`, N > 1), a command takes
-an exclusive lock on one of N GPUs' lock files and sets `CUDA_VISIBLE_DEVICES` to that GPU alone. The
-lock is the open file: it goes when the process ends, however it ends. A GPU list already in
-`CUDA_VISIBLE_DEVICES` (a SLURM job's, say) is what the slots index.
+an exclusive lock on one of N GPUs' lock files (a training with `launch.nproc: K`, on K of them) and
+sets `CUDA_VISIBLE_DEVICES` to those GPUs alone. The lock is the open file: it goes when the process
+ends, however it ends (a training that becomes torchrun keeps it: `keep_claims_across_exec`). A GPU
+list already in `CUDA_VISIBLE_DEVICES` (a SLURM job's, say) is what the slots index.
 """
 from __future__ import annotations
 
@@ -44,9 +45,9 @@ def try_claim(gpus: list[str], folder: Path) -> str | None:
     return None
 
 
-def claim_gpu(environ=os.environ, wait_s: float = 3600.0, poll_s: float = 0.5) -> str | None:
-    """With VJEPA_GPU_SLOTS = N > 1: claim a slot (waiting for one to free up) and restrict
-    CUDA_VISIBLE_DEVICES to that GPU; returns the GPU it set, or None when there is nothing to do."""
+def claim_gpu(environ=os.environ, wait_s: float = 3600.0, poll_s: float = 0.5, count: int = 1) -> str | None:
+    """With VJEPA_GPU_SLOTS = N > 1: claim `count` slots (waiting for them to free up) and restrict
+    CUDA_VISIBLE_DEVICES to those GPUs; returns what it set, or None when there is nothing to do."""
     value = environ.get(ENV_SLOTS, "")
     if not value:
         return None
@@ -61,11 +62,28 @@ def claim_gpu(environ=os.environ, wait_s: float = 3600.0, poll_s: float = 0.5) -
     if visible and n > len(visible):
         raise ConfigError(f"{ENV_SLOTS}={n} but CUDA_VISIBLE_DEVICES lists {len(visible)} GPUs "
                           f"({','.join(visible)}); run with --resources gpu={len(visible)}")
-    deadline = time.monotonic() + wait_s
-    while (gpu := try_claim(visible[:n] if visible else [str(i) for i in range(n)], lock_dir())) is None:
+    if count > n:
+        raise ConfigError(f"a job needs {count} GPUs (launch.nproc) but {ENV_SLOTS}={n}; "
+                          f"run with --resources gpu={count} or more, or lower launch.nproc")
+    slots, deadline = visible[:n] if visible else [str(i) for i in range(n)], time.monotonic() + wait_s
+    while True:  # all `count` at once or none, so that two jobs cannot each hold part of what they need
+        gpus = []
+        while len(gpus) < count and (gpu := try_claim([g for g in slots if g not in gpus], lock_dir())) is not None:
+            gpus.append(gpu)
+        if len(gpus) == count:
+            break
+        for _ in gpus:
+            _held.pop().close()
         if time.monotonic() > deadline:
-            raise ConfigError(f"no free GPU slot among {n} after {wait_s:.0f} s (locks in {lock_dir()}); "
-                              "is another pipeline using them?")
+            wanted = f"{count} free GPU slots" if count > 1 else "free GPU slot"
+            raise ConfigError(f"no {wanted} among {n} after {wait_s:.0f} s "
+                              f"(locks in {lock_dir()}); is another pipeline using them?")
         time.sleep(poll_s)
-    environ["CUDA_VISIBLE_DEVICES"] = gpu
-    return gpu
+    environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    return environ["CUDA_VISIBLE_DEVICES"]
+
+
+def keep_claims_across_exec() -> None:
+    """Let the claimed slots' locks survive `os.exec*` (Python opens files non-inheritable)."""
+    for f in _held:
+        os.set_inheritable(f.fileno(), True)

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import Config
+from .distributed import gather_rows
 from .heads import Head, build_head
 from .masks import Masks
 from .trunk import CrossViewObjective
@@ -54,15 +55,17 @@ class JEPA(nn.Module):
         head's conditioning (for the head's histograms); the last two detached.
 
         `views` are (V·B)×3×H×W, view-major (row v·B + i is view v of image i, V = trunk.global_views),
-        with one mask row each; `local` the (L·B) small views in the same order, or None."""
+        with one mask row each; `local` the (L·B) small views in the same order, or None. In a
+        distributed run each rank holds a block of those rows (`vjepa.distributed`)."""
         target = self.targets(views, masks.targets)
         cond, z = self.conditioning(views, masks)
         loss, diag = self.head.loss(cond, target)
         diag = {**diag, "head_loss": loss.detach()}
-        if self.cross_view_on:
-            pooled = z.mean(dim=1).unflatten(0, (self.views, -1))  # V×B×D
+        if self.cross_view_on:  # over the global batch: every rank's pooled rows (distributed.gather_rows)
+            pooled = gather_rows(z.mean(dim=1)).unflatten(0, (self.views, -1))  # V×B×D
             if local is not None:
-                pooled = torch.cat([pooled, self.encoder(local).mean(dim=1).unflatten(0, (-1, pooled.shape[1]))])
+                local = gather_rows(self.encoder(local).mean(dim=1))
+                pooled = torch.cat([pooled, local.unflatten(0, (-1, pooled.shape[1]))])
             extra, terms = self.cross_view(pooled)
             loss = loss + extra
             diag = {**diag, **terms}

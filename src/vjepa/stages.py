@@ -68,7 +68,7 @@ STAGES: tuple[Stage, ...] = (
           (Out(f"{RUN}/checkpoint.pt"), Out(f"{RUN}/tb", directory=True),
            Out(f"{RUN}/train_curve.csv", cached=False, plot=("step", "loss")),
            Out(f"{RUN}/knn_curve.csv", cached=False, plot=("step", "knn_top1"))),
-          _TRAINING, over="run", log="train/{head}-seed{seed}", threads="train"),
+          (*_TRAINING, "launch"), over="run", log="train/{head}-seed{seed}", threads="train"),
     Stage("embed", "embed --head {head} --seed {seed}", (*PROCESSED, "data/stats.json", f"{RUN}/checkpoint.pt"),
           (Out(f"{RUN}/embeddings.npz"),), ("train.device", "eval.batch_size"),
           over="run", log="embed/{head}-seed{seed}", threads="one"),

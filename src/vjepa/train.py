@@ -6,6 +6,11 @@ and the global RNG (used by heads that draw noise and by SIGReg's directions) is
 too. A run resumed from any step boundary therefore replays exactly the same steps.
 Scalars are buffered on the device and written to TensorBoard every `log_every` steps,
 one host sync per flush rather than per step.
+
+Under torchrun the same loop runs on every rank as DistributedDataParallel (`vjepa.distributed`):
+each rank trains on its block of every global batch, the ranks agree on when to stop, and rank 0
+alone writes checkpoints, curves, TensorBoard and the progress bar. A checkpoint holds no trace
+of the number of ranks that wrote it, so a run resumes with any number.
 """
 from __future__ import annotations
 
@@ -22,11 +27,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .batch import Batch, BatchStream, make_batch, step_seed
 from .config import Config
 from .data import load_data_stats, load_split
-from .embed import extract_features, images_to_tensor
+from .embed import extract_features_across_ranks, images_to_tensor
 from .errors import ConfigError, VJepaError
 from .head_metrics import held_out_batches, sample_quality
 from .io import atomic_path
@@ -34,7 +39,7 @@ from .jepa import JEPA, ema_at, lr_at, param_groups
 from .knn import knn_accuracy
 from .masks import MultiBlockMaskSampler
 from .regularizers import effective_rank
-from .runtime import autocast, configure, pick_device, progress_interval, seed_everything
+from .runtime import autocast, configure, progress_interval, seed_everything
 
 HELD_OUT_IMAGES = 64  # validation images whose targets score the head at each evaluation
 MAX_CONSECUTIVE_SKIPS = 10  # with train.nonfinite: skip, this many bad steps in a row still stop the run
@@ -51,28 +56,36 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     A periodic out_dir/resume.pt lets a rerun of the same command continue where an
     interrupted one stopped; it is removed once the final checkpoint is written.
     """
-    out_dir, t = Path(out_dir), cfg.train
-    device = pick_device(t.device)
+    out_dir, t, world = Path(out_dir), cfg.train, distributed.world()
+    distributed.check_batch(t.batch_size)
+    device = distributed.device(t.device)
     configure(device)
     data = TrainingData.load(cfg, Path(data_dir))
     seed_everything(cfg.seed)
     model = JEPA(cfg).to(device)
     opt = make_optimizer(model, t.weight_decay, t.lr, device)
     resume_path, final_path = out_dir / "resume.pt", out_dir / "checkpoint.pt"
-    run = RunState.resume(resume_path, final_path, cfg, model, opt, fresh)
+    say = tqdm.write if world.main else lambda message: None
+    run = RunState.resume(resume_path, final_path, cfg, model, opt, fresh, say)
     if run.step >= t.steps:
-        write_curves(out_dir, run.curve, run.history)
+        if world.main:
+            write_curves(out_dir, run.curve, run.history)
         return {"step": run.step, "resumed": True, "history": run.history}
 
-    forward = torch.compile(model, dynamic=True) if t.compile else model  # mask shapes change per step
+    forward = data_parallel(model, device)
+    forward = torch.compile(forward, dynamic=True) if t.compile else forward  # mask shapes change per step
     images, val_images = data.on(device)
     sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
     stream = BatchStream(len(images), t.batch_size, cfg.seed)
     gen = torch.Generator()
-    log = ScalarLog(out_dir / "tb", fresh=not run.resumed, resume_path=resume_path, step=run.step)
-    bar = tqdm(total=t.steps, initial=run.step, desc=f"train {cfg.head_name}", disable=not progress,
+    log = ScalarLog(out_dir / "tb", fresh=not run.resumed, resume_path=resume_path, step=run.step, write=world.main)
+    bar = tqdm(total=t.steps, initial=run.step, desc=f"train {cfg.head_name}", disable=not (progress and world.main),
                dynamic_ncols=True, mininterval=progress_interval())
-    save = lambda: checkpoint.save(resume_path, run.checkpoint(cfg, model, opt, data.stats))
+
+    def save():
+        if world.main:
+            checkpoint.save(resume_path, run.checkpoint(cfg, model, opt, data.stats))
+
     model.train()
     stop = StopRequest().install()
     try:
@@ -88,38 +101,42 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             run.step += 1
             scalars = {"loss": out.loss.detach(), "grad_norm": out.grad_norm, **out.diag}
             if out.dropped:
-                run.skip(scalars, bar.write)
+                run.skip(scalars, say)
             else:
                 log.add(run.step, lr, momentum, scalars)
 
             if not out.dropped and (run.step % t.log_every == 0 or run.step == t.steps):
                 values = log.flush()
                 run.curve.append({"step": run.step, "lr": lr, **values})
-                log.snapshot(run.step, model, out.context, out.cond, t.batch_size)
+                if world.main:
+                    log.snapshot(run.step, model, out.context, out.cond, t.batch_size)
                 bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{log.rate:.0f}", refresh=False)
             if t.eval_every and (run.step % t.eval_every == 0 or run.step == t.steps):
                 row = validate(model, data, images, val_images, cfg)
                 run.history.append({"step": run.step, **row})
                 log.validation(run.step, row)
-                run.check_collapse(t, bar.write)
-                bar.write(f"step {run.step}: val kNN top-1 {row['knn_top1']:.4f}")
+                run.check_collapse(t, say)
+                say(f"step {run.step}: val kNN top-1 {row['knn_top1']:.4f}")
             if run.step % t.ckpt_every == 0 and run.step < t.steps:
                 log.flush()  # never save weights that a non-finite step has already spoilt
                 save()
             bar.update(1)
-            if stop.requested:  # at a step boundary: weights, logs and curves agree
+            if distributed.any_rank(stop.requested):  # at a step boundary: weights, logs and curves agree
                 log.flush()
                 save()
-                bar.write(f"interrupted: saved step {run.step} to {resume_path}; rerun the same command to resume")
+                distributed.barrier()  # no rank leaves (and has the launcher stop the rest) before the save
+                say(f"interrupted: saved step {run.step} to {resume_path}; rerun the same command to resume")
                 raise KeyboardInterrupt
     finally:
         stop.restore()
         bar.close()
         log.close()
 
-    checkpoint.save(final_path, run.checkpoint(cfg, model, opt, data.stats))  # the loop flushed at the last step
-    write_curves(out_dir, run.curve, run.history)
-    resume_path.unlink(missing_ok=True)
+    if world.main:
+        checkpoint.save(final_path, run.checkpoint(cfg, model, opt, data.stats))  # the loop flushed at the last step
+        write_curves(out_dir, run.curve, run.history)
+        resume_path.unlink(missing_ok=True)
+    distributed.barrier()
     return {"step": run.step, "resumed": run.resumed, "history": run.history}
 
 
@@ -163,15 +180,16 @@ class RunState:
     resumed: bool = False
 
     @classmethod
-    def resume(cls, resume_path: Path, final_path: Path, cfg: Config, model: JEPA, opt, fresh: bool) -> "RunState":
+    def resume(cls, resume_path: Path, final_path: Path, cfg: Config, model: JEPA, opt, fresh: bool,
+               say=tqdm.write) -> "RunState":
         """A fresh state, or an interrupted run's resume.pt / a finished checkpoint.pt of this config,
-        loaded into `model` and `opt`."""
+        loaded into `model` and `opt` (whatever number of ranks wrote it)."""
         for path in () if fresh else (resume_path, final_path):
             if not path.is_file():
                 continue
             state = checkpoint.load(path)
             if state.get("config") != cfg.to_dict():
-                tqdm.write(f"{path} was written with other params; starting afresh")
+                say(f"{path} was written with other params; starting afresh")
                 continue
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -209,15 +227,16 @@ class RunState:
 class ScalarLog:
     """TensorBoard scalars, buffered on the device and written with one host sync per flush; a
     non-finite value stops training, naming its step and terms, before anything is saved from
-    the spoilt weights."""
+    the spoilt weights. In a distributed run every rank flushes (the values are averaged over the
+    ranks, so all of them see the same non-finite step) and only the one with `write` writes."""
 
-    def __init__(self, log_dir: Path, fresh: bool, resume_path: Path, step: int):
+    def __init__(self, log_dir: Path, fresh: bool, resume_path: Path, step: int, write: bool = True):
         from torch.utils.tensorboard import SummaryWriter
 
-        if fresh and log_dir.exists():
+        if write and fresh and log_dir.exists():
             for f in log_dir.glob("events.out.tfevents.*"):
                 f.unlink()
-        self.writer = SummaryWriter(str(log_dir))
+        self.writer = SummaryWriter(str(log_dir)) if write else None
         self.resume_path = resume_path
         self.pending: list[tuple[int, float, float, dict]] = []
         self.rate = 0.0  # images per second since the last snapshot
@@ -255,21 +274,27 @@ class ScalarLog:
         self._clock, self._clock_step = now, step
 
     def validation(self, step: int, row: dict[str, float]) -> None:
+        if self.writer is None:
+            return
         for name, value in row.items():
             if name != "feature_std":
                 self.writer.add_scalar(f"val/{name.removeprefix('val_')}", value, step)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def validate(model: JEPA, data: TrainingData, images: torch.Tensor, val_images: torch.Tensor, cfg: Config) -> dict:
     """Val kNN top-1 of the pooled student features, their mean per-dimension std on the training
     images (collapse), and the head's loss and one draw per target token on a few validation
-    images with fixed masks."""
+    images with fixed masks. In a distributed run every rank embeds its share of the images and
+    rank 0 scores them; every rank returns rank 0's row."""
     mean, std, size = data.stats["mean"], data.stats["std"], cfg.data.image_size
-    tr = extract_features(model.encoder, images, mean, std, size, cfg.eval.batch_size)
-    va = extract_features(model.encoder, val_images, mean, std, size, cfg.eval.batch_size)
+    tr = extract_features_across_ranks(model.encoder, images, mean, std, size, cfg.eval.batch_size)
+    va = extract_features_across_ranks(model.encoder, val_images, mean, std, size, cfg.eval.batch_size)
+    if not distributed.world().main:
+        return distributed.broadcast(None)
     acc = knn_accuracy(tr, data.train_labels, va, data.val_labels, k=cfg.eval.knn_k,
                        temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
     model.eval()
@@ -280,8 +305,8 @@ def validate(model: JEPA, data: TrainingData, images: torch.Tensor, val_images: 
         val_loss = model.head.loss(cond, target)[0].float().item()
         draw = model.head.sample(cond, 1)
     model.train()
-    return {"knn_top1": acc["top1"], "feature_std": float(tr.std(0).mean()), "val_loss": val_loss,
-            **sample_quality(draw, target)}
+    return distributed.broadcast({"knn_top1": acc["top1"], "feature_std": float(tr.std(0).mean()),
+                                  "val_loss": val_loss, **sample_quality(draw, target)})
 
 
 class StopRequest:
@@ -311,6 +336,21 @@ class StopRequest:
         self._previous = {}
 
 
+def data_parallel(model: JEPA, device: torch.device):
+    """The model's forward for training: DistributedDataParallel in a distributed run (gradients
+    averaged over ranks during the backward), the model itself otherwise. The teacher needs no
+    gradient and the buffers agree on every rank by construction, so none are broadcast."""
+    if not distributed.world().distributed:
+        return model
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    options = inspect.signature(DistributedDataParallel).parameters  # the option's name since PyTorch 2.12
+    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in options else {"broadcast_buffers": False}
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
+
+
 def make_optimizer(model: JEPA, weight_decay: float, lr: float, device: torch.device) -> torch.optim.AdamW:
     """AdamW, fused into one kernel on CUDA, multi-tensor (foreach) elsewhere."""
     fused = device.type == "cuda"
@@ -332,14 +372,15 @@ def training_step(forward, model: JEPA, opt, batch: Batch, momentum: float, grad
                   skip_nonfinite: bool = False) -> StepResult:
     """Forward (through `forward`: the model or its compiled version), backward, clip, AdamW, EMA.
     Everything returned stays on the device. With `skip_nonfinite`, a non-finite loss or gradient
-    drops the step (this costs one host sync per step)."""
-    with autocast(batch.views.device):
+    drops the step (this costs one host sync per step). In a distributed run `batch` is this rank's
+    block of the global batch; gradients and the skip decision are shared by every rank."""
+    with distributed.batch_scope(), autocast(batch.views.device):
         loss, diag, context, cond = forward(batch.views, batch.masks, batch.local)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     result = StepResult(loss, diag, context, cond, grad_norm, dropped=False)
-    if skip_nonfinite and not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)):
+    if skip_nonfinite and distributed.any_rank(not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))):
         opt.zero_grad(set_to_none=True)
         return dataclasses.replace(result, dropped=True)
     opt.step()
@@ -362,12 +403,13 @@ def _flush(writer, pending) -> tuple[dict[str, float], tuple[int, list[str]] | N
     """Write buffered per-step scalars with a single device→host copy. Returns the last step's values
     and, if any value is non-finite, (the first such step, the names of its non-finite terms)."""
     keys = list(pending[-1][3])
-    stacked = torch.stack([torch.stack([s[3][k].float() for k in keys]) for s in pending]).cpu().numpy()
+    stacked = torch.stack([torch.stack([s[3][k].float() for k in keys]) for s in pending])
+    stacked = distributed.mean_over_ranks(stacked).cpu().numpy()
     finite = np.isfinite(stacked)
     if not finite.all():
         i = int(np.argmin(finite.all(axis=1)))
         return {}, (pending[i][0], [k for k, ok in zip(keys, finite[i]) if not ok])
-    for (step, lr, momentum, _), row in zip(pending, stacked):
+    for (step, lr, momentum, _), row in zip(pending, stacked if writer is not None else ()):
         writer.add_scalar("train/lr", lr, step)
         writer.add_scalar("train/ema_momentum", momentum, step)
         for k, v in zip(keys, row):

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..distributed import gather_rows
 from ..regularizers import covariance_penalty, variance_hinge
 from .base import Head
 
@@ -28,7 +29,7 @@ class DeterministicHead(Head):
 
     def loss(self, cond, target):
         pred = self.point(cond)
-        flat = pred.reshape(-1, self.target_dim).float()
+        flat = gather_rows(pred.reshape(-1, self.target_dim).float())  # batch statistics span every rank
         align = F.mse_loss(pred.float(), target.float())
         var = variance_hinge(flat)
         cov = covariance_penalty(flat)

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..distributed import draw
 from .adaln import ResBlock, modulate, timestep_embedding
 from .base import Head
 
@@ -133,9 +134,11 @@ class DiffusionHead(Head):
         k = self.noise_draws
         c = cond.reshape(-1, self.cond_dim).float().repeat(k, 1)
         x0 = target.reshape(-1, self.target_dim).float().repeat(k, 1)
-        # Draw order (t, then ε) is fixed so a seeded caller can reproduce the draws.
-        t = torch.randint(0, self.timesteps, (x0.shape[0],), device=x0.device)
-        eps = torch.randn_like(x0)
+        # Draw order (t, then ε) is fixed so a seeded caller can reproduce the draws; both are drawn for
+        # the global batch (k draws × every rank's tokens), so they do not depend on the number of ranks.
+        n, dev = x0.shape[0] // k, x0.device
+        t = draw(lambda s: torch.randint(0, self.timesteps, s, device=dev), (k, n), dim=1).reshape(-1)
+        eps = draw(lambda s: torch.randn(s, device=dev), (k, n, self.target_dim), dim=1).reshape(-1, self.target_dim)
         pred = self.net(self.q_sample(x0, t, eps), t, c).float()
         # Mean over all k draws of every token = the average of k per-draw losses.
         loss = F.mse_loss(pred, eps)

@@ -24,6 +24,7 @@ import math
 import torch
 import torch.nn as nn
 
+from ..distributed import row_moments
 from .base import Head
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -46,8 +47,7 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def _initialize(self, x: torch.Tensor) -> None:
-        mean = x.mean(0)
-        std = x.std(0, unbiased=False)
+        mean, std = row_moments(x)  # over the global batch in a distributed run
         log_scale = -torch.log(std + self.eps)
         self.log_scale.copy_(log_scale)
         self.bias.copy_(-mean * log_scale.exp())

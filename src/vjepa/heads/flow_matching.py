@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ..distributed import draw
 from .adaln import ResBlock, modulate, timestep_embedding
 from .base import Head
 
@@ -99,8 +100,9 @@ class FlowMatchingHead(Head):
     def loss(self, cond, target):
         c = self.cond_proj(cond.reshape(-1, self.cond_dim).float())  # N×H, shared by the draws
         x1 = target.reshape(-1, self.target_dim).float().expand(self.noise_draws, -1, -1)  # k×N×D
-        x0 = torch.randn_like(x1)
-        t = torch.rand(x1.shape[:-1], device=x1.device)
+        # drawn for the global batch (rows along dim 1), so the draws do not depend on the number of ranks
+        x0 = draw(lambda s: torch.randn(s, device=x1.device), x1.shape, dim=1)
+        t = draw(lambda s: torch.rand(s, device=x1.device), x1.shape[:-1], dim=1)
         xt = (1 - t[..., None]) * x0 + t[..., None] * x1
         v = self.net(xt, t, c).float()
         mse = (v - (x1 - x0)).pow(2).mean()

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..distributed import row_moments
 from .base import Head
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -88,8 +89,9 @@ class ActNorm(nn.Module):
             self._ready = bool(self.initialized)
         if self._ready:
             return
-        self.shift.copy_(x.mean(0))
-        self.log_scale.copy_(x.std(0, unbiased=False).clamp_min(self.min_std).log())
+        mean, std = row_moments(x)  # over the global batch in a distributed run
+        self.shift.copy_(mean)
+        self.log_scale.copy_(std.clamp_min(self.min_std).log())
         self.initialized.fill_(True)
         self._ready = True
 
