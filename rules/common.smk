@@ -64,7 +64,7 @@ wildcard_constraints:
 # Each stage's inputs, outputs, params and resources: the table in src/vjepa/stages.py (dvc.yaml is
 # rendered from it too); the package files it runs: vjepa.codedeps, from the imports.
 from vjepa.codedeps import closure
-from vjepa.stages import head_of, inputs, stages
+from vjepa.stages import head_of, inputs, job_resources, stages
 
 
 def _lookup(dotted):

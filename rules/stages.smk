@@ -1,6 +1,6 @@
 # One rule per stage of src/vjepa/stages.py (and per figure): the table says what each reads,
-# writes and needs; vjepa.codedeps says which package files it runs. dvc.yaml is rendered from
-# the same table (`python -m vjepa dvc-yaml`).
+# writes and needs (job_resources: the GPUs, nodes and tasks of a job); vjepa.codedeps says which
+# package files it runs. dvc.yaml is rendered from the same table (`python -m vjepa dvc-yaml`).
 
 for _st in stages(config):
 
@@ -20,7 +20,7 @@ for _st in stages(config):
             values=stage_params(_st),
         threads: _THREADS[_st.threads]
         resources:
-            gpu=int(_st.gpu),
+            **job_resources(_st, config["launch"]),
         conda:
             CONDA_ENV
         log:

@@ -234,6 +234,26 @@ def test_smoke_profile_through_both_tools(tmp_path):
     assert "up to date" in run(["dvc", "status"], root).stdout
 
 
+@pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+                    reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)")
+def test_smoke_pipeline_with_two_processes_per_training_through_snakemake(tmp_path):
+    """launch.nproc: 2 — every training is a 2-process gloo run that `vjepa train` starts under torchrun;
+    the rest of the pipeline, through the PDF, is unchanged."""
+    root = project_copy(tmp_path / "p")
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("\n  nproc: 1 ", "\n  nproc: 2 ", 1))
+    audit = tmp_path / "audit"
+    run(["snakemake", "--cores", "2", "report"], root, env={"VJEPA_AUDIT": str(audit)})
+    check_declarations(audit, root)  # rank 0's record: what the training read and loaded
+    summary = json.loads((root / "results/metrics.json").read_text())
+    assert summary["heads"].keys() == {"deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"}
+    for head in summary["heads"]:
+        log = (root / f"logs/train/{head}-seed0.log").read_text()
+        assert "torch.distributed.run --standalone --nnodes=1 --nproc-per-node=2 -m vjepa train" in log, log
+        assert log.count(f"trained {head} (seed 0)") == 1  # rank 0 alone reports
+    assert (root / "report/vjepa.pdf").stat().st_size > 0
+
+
 def test_every_profile_is_a_complete_valid_params_file():
     from vjepa.config import load_params, resolve
 
@@ -260,11 +280,43 @@ def test_snakemake_profiles_name_existing_rules_and_give_every_gpu_stage_a_gpu()
     slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     gpu_rules = {st.name for st in table if st.gpu}
     assert gpu_rules == {"train", "embed", "evaluate", "reference", "ablate", "samples"}
-    for rule in gpu_rules:
+    for rule in gpu_rules - {"train"}:
         res = slurm["set-resources"][rule]
         assert res["slurm_partition"] == "gpu" and res["gpu"] == 1 and res["runtime"] >= 60, rule
         assert res["mem_mb"] >= 32000 and res["cpus_per_task"] >= 8, rule
-    assert slurm["set-resources"]["train"]["runtime"] >= 720  # 20,000 steps at batch 600 with room to spare
+    train = slurm["set-resources"]["train"]  # per GPU; the rule's own resources give launch.nproc GPUs
+    assert train["slurm_partition"] == "gpu" and "gpu" not in train and train["cpus_per_task"] == 0
+    assert train["cpus_per_gpu"] >= 8 and train["cpus_per_gpu"] * train["mem_mb_per_cpu"] >= 32000
+    assert train["runtime"] >= 720  # 20,000 steps at batch 600 with room to spare
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
+                    reason="the SLURM executor plugin is a test extra (pip install -e '.[test]')")
+@pytest.mark.parametrize("nproc, nnodes", [(1, 1), (4, 1), (4, 2)])
+def test_a_training_asks_slurm_for_its_gpus_nodes_and_tasks(nproc, nnodes):
+    """The sbatch call the SLURM executor makes for a training job with the profile's train resources."""
+    import yaml
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+    from vjepa.config import load_params
+    from vjepa.stages import job_resources, stage
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    rule = job_resources(stage("train", load_params(ROOT / "profiles/paper.yaml")), {"nproc": nproc, "nnodes": nnodes})
+    job = type("Job", (), {"resources": Resources({**slurm["default-resources"], **rule,
+                                                    **slurm["set-resources"]["train"]}), "threads": 8})()
+    params = {"run_uuid": "u", "slurm_logfile": "log", "comment_str": "train", "account": "", "partition": "-p gpu",
+              "workdir": None}
+    call = get_submit_command(job, params) + set_gres_string(job)
+    assert "--cpus-per-gpu=8" in call and "--mem-per-cpu 8000" in call and "--ntasks-per-gpu" not in call, call
+    if nnodes == 1:
+        assert f"--gpus={nproc}" in call and "--nodes" not in call and "--gres" not in call, call
+    else:
+        assert f"--nodes={nnodes}" in call and f"--ntasks={nnodes}" in call and f"--gres=gpu:{nproc}" in call, call
+        assert "--gpus=" not in call, call
 
 
 @pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
@@ -289,5 +341,6 @@ def test_slurm_profile_plans_the_paper_study(tmp_path):
         for resources in seen:
             gpu_rule = rule in {"train", "embed", "evaluate", "reference", "ablate", "samples"}
             assert ("slurm_partition=gpu" in resources and "gpu=1" in resources) == gpu_rule, (rule, resources)
+            assert ("cpus_per_gpu=8" in resources) == (rule == "train"), (rule, resources)
     assert "runtime=1440" in next(iter(planned["train"]))
     assert not (tmp_path / "calls.log").exists() or "sbatch" not in (tmp_path / "calls.log").read_text()

@@ -45,6 +45,7 @@ class Stage:
     log: str = ""  # under logs/, without suffix; default: the stage's name
     threads: str | None = None  # "train": a share of the cores (trainings run side by side); "one"
     figure: str | None = None
+    launched: bool = False  # its command starts launch.nproc x launch.nnodes processes (vjepa.launch)
 
     @property
     def vjepa_command(self) -> str:
@@ -68,7 +69,7 @@ STAGES: tuple[Stage, ...] = (
           (Out(f"{RUN}/checkpoint.pt"), Out(f"{RUN}/tb", directory=True),
            Out(f"{RUN}/train_curve.csv", cached=False, plot=("step", "loss")),
            Out(f"{RUN}/knn_curve.csv", cached=False, plot=("step", "knn_top1"))),
-          (*_TRAINING, "launch"), over="run", log="train/{head}-seed{seed}", threads="train"),
+          (*_TRAINING, "launch"), over="run", log="train/{head}-seed{seed}", threads="train", launched=True),
     Stage("embed", "embed --head {head} --seed {seed}", (*PROCESSED, "data/stats.json", f"{RUN}/checkpoint.pt"),
           (Out(f"{RUN}/embeddings.npz"),), ("train.device", "eval.batch_size"),
           over="run", log="embed/{head}-seed{seed}", threads="one"),
@@ -130,6 +131,21 @@ REPORT = Stage("report", "report",
                 *PROCESSED, "data/stats.json", f"{RUNS}/checkpoint.pt", "benchmarks/results"),
                (Out("report/vjepa.pdf"), *(Out(f"report/generated/{n}.tex") for n in GENERATED_TEX)),
                ("seed", "seeds", "heads", "data", "model", "mask", "augment", "trunk", "train", "eval", "head"))
+
+
+def job_resources(st: Stage, launch: dict) -> dict:
+    """Snakemake resources of one job of `st`. `gpu`: the GPUs it takes (launch.nproc for a training;
+    `--resources gpu=N` bounds their sum). A training across nodes (launch.nnodes > 1, SLURM only)
+    asks instead for its nodes with launch.nproc GPUs each (gres) and one task per node; `mpi` tells
+    the SLURM executor that the command starts its own tasks (srun, in vjepa.launch)."""
+    if not st.gpu:
+        return {"gpu": 0}
+    if not st.launched:
+        return {"gpu": 1}
+    nproc, nnodes = launch["nproc"], launch["nnodes"]
+    if nnodes == 1:
+        return {"gpu": nproc}
+    return {"gpu": 0, "gres": f"gpu:{nproc}", "nodes": nnodes, "tasks": nnodes, "tasks_per_gpu": 0, "mpi": "srun"}
 
 
 def stages(params: dict) -> list[Stage]:
