@@ -15,6 +15,11 @@ $PY benchmarks/knn.py --out "$OUT/knn.json"
 $PY benchmarks/probe.py --out "$OUT/probe.json"
 $PY benchmarks/heads.py --out "$OUT/heads.json"
 $PY benchmarks/predictor_pass.py --out "$OUT/predictor_pass.json"
+$PY benchmarks/ddp.py --out "$OUT/ddp.json"
 if $PY -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
     $PY benchmarks/gpu_check.py --out "$OUT/gpu_check.json"
+    GPUS=$($PY -c "import torch; print(torch.cuda.device_count())")
+    if [ "$GPUS" -gt 1 ]; then
+        $PY benchmarks/ddp.py --device cuda --size paper --batch 256 --nprocs 1 "$GPUS" --out "$OUT/ddp_cuda.json"
+    fi
 fi

@@ -128,3 +128,15 @@ def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_pa
     ckpt = _torch.load(out / "heads" / "mdn" / "seed1" / "checkpoint.pt", weights_only=True)
     assert ckpt["config"]["trunk"]["global_views"] == 1 and ckpt["config"]["trunk"]["invariance_weight"] == 0.0
     assert "| mdn |" in (out / "table.md").read_text() and (out / "tex" / "table1.tex").is_file()
+
+
+def test_ddp_benchmark_runs_both_world_sizes_on_one_global_batch(tmp_path):
+    out = tmp_path / "ddp.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "ddp.py"), "--params", str(SMOKE), "--batch", "8",
+                           "--steps", "2", "--warmup", "1", "--threads", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["processes"] for r in runs] == [1, 2] and [r["threads_per_process"] for r in runs] == [2, 1]
+    assert runs[1]["first_loss"] == pytest.approx(runs[0]["first_loss"], rel=1e-5)
+    assert all(r["embedded_images"] == 1797 and r["embed_split_s"] > 0 for r in runs)

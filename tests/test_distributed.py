@@ -244,3 +244,14 @@ def test_the_launcher_runs_torchrun_here_or_srun_torchrun_on_every_node_of_a_slu
         launch.launcher({**spec, "nnodes": 3}, ["train"], "cpu", None, slurm)
     assert launch.rank_threads(8, {"RANK": "1", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4"}) == 2
     assert launch.rank_threads(8, {}) == 8
+
+
+def test_a_trunk_without_cross_view_terms_trains_under_ddp(project):
+    """Its projector takes no part in the loss; DDP, which needs a gradient for every trained parameter,
+    must not see it as trained."""
+    sets = ["trunk.global_views=1", "trunk.invariance_weight=0.0", "trunk.covariance_weight=0.0",
+            "trunk.sigreg_weight=0.0", "train.steps=3", "train.eval_every=0", "train.warmup_steps=1", "launch.nproc=2"]
+    vjepa("train", "--head", "mdn", "--quiet", *[a for s in sets for a in ("--set", s)], "--results-dir", "paper",
+          cwd=project)
+    state = checkpoint.load(run_dir(project, "paper", "mdn") / "checkpoint.pt")
+    assert state["step"] == 3 and state["world_size"] == 2

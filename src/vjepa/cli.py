@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import audit, distributed
+from . import audit, launch
 from .config import load_params, parse_yaml, resolve, set_dotted, validate
 from .errors import VJepaError
 from .gpus import GPU_COMMANDS, claim_gpu, keep_claims_across_exec
@@ -59,24 +59,27 @@ def cmd_stats(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .launch import environment, launcher
+    from . import distributed
     from .train import train
 
     params = _params(args)
     cfg, out = _run(args, params)
     spec = params["launch"]
-    if not distributed.launched():  # before CUDA starts: this job's own GPUs when several are shared
+    if not launch.launched():  # before CUDA starts: this job's own GPUs when several are shared
         claim_gpu(count=spec["nproc"])
-    command = launcher(spec, args.argv, cfg.train.device, args.threads)
+    command = launch.launcher(spec, args.argv, cfg.train.device, args.threads)
     if command is not None:  # this process becomes torchrun (or srun), which starts the ranks
         print(f"vjepa: launching {' '.join(command)}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         keep_claims_across_exec()
-        os.execve(command[0], command, environment(spec, args.threads))
+        os.execve(command[0], command, launch.environment(spec, args.threads))
     world = distributed.start(cfg.train.device, spec["backend"])
     lock = exclusive_use(out, f"`vjepa train --head {args.head} --seed {cfg.seed}`") if world.main else None
-    with lock or contextlib.nullcontext():
-        result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet)
+    try:
+        with lock or contextlib.nullcontext():
+            result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet)
+    finally:
+        distributed.stop()
     if not world.main:
         return
     last = result["history"][-1]["knn_top1"] if result["history"] else None
@@ -85,16 +88,20 @@ def cmd_train(args) -> None:
 
 
 def cmd_embed(args) -> None:
+    from . import distributed
     from .embed import embed
 
     params = _params(args)
     cfg, out_dir = _run(args, params)  # refuse bad params before any work, as every stage does
-    if distributed.launched():  # under torchrun: each rank embeds a share, rank 0 writes
+    if launch.launched():  # under torchrun: each rank embeds a share, rank 0 writes
         distributed.start(cfg.train.device, params["launch"]["backend"])
     out = Path(args.out) if args.out else out_dir / ("embeddings_init.npz" if args.random_init else "embeddings.npz")
-    info = embed(out_dir / "checkpoint.pt", args.data_dir, out, random_init=args.random_init,
-                 device=cfg.train.device, progress=not args.quiet, expect=cfg)
-    if distributed.world().main:
+    try:
+        info = embed(out_dir / "checkpoint.pt", args.data_dir, out, random_init=args.random_init,
+                     device=cfg.train.device, progress=not args.quiet, expect=cfg)
+    finally:
+        distributed.stop()
+    if launch.is_main_rank():
         print(f"embedded {info['n_train']} train + {info['n_val']} val images ({info['dim']}-d) -> {out}")
 
 
@@ -260,7 +267,7 @@ DISTRIBUTED_COMMANDS = ("train", "embed")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
-    if distributed.launched() and args.command not in DISTRIBUTED_COMMANDS:
+    if launch.launched() and args.command not in DISTRIBUTED_COMMANDS:
         print(f"vjepa: error: `vjepa {args.command}` runs as one process; under torchrun only "
               f"{' and '.join(DISTRIBUTED_COMMANDS)} do", file=sys.stderr)
         return 2
@@ -270,14 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         import torch
 
-        from .launch import rank_threads
-
-        torch.set_num_threads(rank_threads(args.threads))  # a rank's share of the job's threads
+        torch.set_num_threads(launch.rank_threads(args.threads))  # a rank's share of the job's threads
     try:
-        if args.command in GPU_COMMANDS and args.command != "train" and not distributed.launched():
+        if args.command in GPU_COMMANDS and args.command != "train" and not launch.launched():
             claim_gpu()  # before CUDA starts: this job's own GPU when several are shared (train: its own count)
         args.func(args)
-        if distributed.world().main:
+        if launch.is_main_rank():
             audit.write(_run_name(args), args.argv)
     except VJepaError as e:
         print(f"vjepa: error: {e}", file=sys.stderr)
@@ -285,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vjepa: interrupted", file=sys.stderr)
         return 130
-    finally:
-        distributed.stop()
     return 0
 
 

@@ -30,9 +30,9 @@ import torch
 import torch.distributed as dist
 
 from .errors import ConfigError
+from .launch import launched, resolve_backend
 from .runtime import pick_device
 
-TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 TIMEOUT = datetime.timedelta(minutes=30)  # a rank waits this long for the others (rank 0's evaluations)
 
 
@@ -59,11 +59,6 @@ _control = None  # CPU (gloo) group for agreement flags
 _in_batch = False  # inside the training forward: batch statistics span every rank
 
 
-def launched(environ=os.environ) -> bool:
-    """Whether torchrun (or an equivalent launcher) started this process as one rank of several."""
-    return all(k in environ for k in TORCHRUN_ENV)
-
-
 def world() -> World:
     return _world
 
@@ -88,15 +83,6 @@ def start(device_request: str, backend: str = "auto", environ=os.environ) -> Wor
     _control = dist.new_group(backend="gloo", timeout=TIMEOUT) if backend != "gloo" else dist.group.WORLD
     _world = World(rank, size, local_rank, local_size, backend)
     return _world
-
-
-def resolve_backend(backend: str, on_cuda: bool) -> str:
-    if backend == "auto":
-        return "nccl" if on_cuda else "gloo"
-    if backend == "nccl" and not on_cuda:
-        raise ConfigError("launch.backend = nccl needs CUDA GPUs, but this run is on the CPU; "
-                          "use launch.backend: auto (gloo on the CPU) or gloo")
-    return backend
 
 
 def stop() -> None:

@@ -35,6 +35,8 @@ class JEPA(nn.Module):
                                    m.mlp_ratio, per_block=m.predictor_pass == "per_block")
         self.head: Head = build_head(cfg.head_name, m.pred_dim, m.embed_dim, cfg.head)
         self.cross_view = CrossViewObjective(cfg.trunk, m.embed_dim)
+        if not cfg.trunk.cross_view_on:  # its projector takes no part in the loss: not trained (and DDP needs
+            self.cross_view.requires_grad_(False)  # every trained parameter to get a gradient)
         self.views = cfg.trunk.global_views
         self.cross_view_on = cfg.trunk.cross_view_on
 

@@ -18,8 +18,29 @@ import shutil
 import socket
 import sys
 
-from . import distributed
 from .errors import ConfigError
+
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
+def launched(environ=os.environ) -> bool:
+    """Whether torchrun (or an equivalent launcher) started this process as one rank of several."""
+    return all(k in environ for k in TORCHRUN_ENV)
+
+
+def is_main_rank(environ=os.environ) -> bool:
+    """Rank 0 of a distributed run, or a process that runs alone."""
+    return environ.get("RANK", "0") == "0"
+
+
+def resolve_backend(backend: str, on_cuda: bool) -> str:
+    """`launch.backend` for a run on CUDA or not: auto is NCCL on CUDA, gloo elsewhere."""
+    if backend == "auto":
+        return "nccl" if on_cuda else "gloo"
+    if backend == "nccl" and not on_cuda:
+        raise ConfigError("launch.backend = nccl needs CUDA GPUs, but this run is on the CPU; "
+                          "use launch.backend: auto (gloo on the CPU) or gloo")
+    return backend
 
 
 def launcher(launch: dict, argv: list[str], device_request: str, threads: int | None,
@@ -27,7 +48,7 @@ def launcher(launch: dict, argv: list[str], device_request: str, threads: int | 
     """The command line that runs `vjepa <argv>` as the training `launch` describes, or None when
     this process should train itself."""
     nproc, nnodes = launch["nproc"], launch["nnodes"]
-    if distributed.launched(environ) or nproc * nnodes == 1:
+    if launched(environ) or nproc * nnodes == 1:
         return None
     on_cuda = _on_cuda(device_request)
     if on_cuda:
@@ -37,7 +58,7 @@ def launcher(launch: dict, argv: list[str], device_request: str, threads: int | 
         if nproc > visible:
             raise ConfigError(f"launch.nproc = {nproc} but {visible} GPU{'s' if visible != 1 else ''} visible"
                               f"{_listed(environ)}; lower launch.nproc to at most {visible} (one process per GPU)")
-    distributed.resolve_backend(launch["backend"], on_cuda)
+    resolve_backend(launch["backend"], on_cuda)
     module = [f"--nproc-per-node={nproc}", "-m", "vjepa", *argv]
     if nnodes == 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", *module]
@@ -70,7 +91,7 @@ def _srun(nnodes: int, nproc: int, on_cuda: bool, threads: int | None, environ) 
 
 def rank_threads(threads: int | None, environ=os.environ) -> int | None:
     """A rank's share of the job's `--threads` (each node's processes split that node's threads)."""
-    if threads is None or not distributed.launched(environ):
+    if threads is None or not launched(environ):
         return threads
     return max(1, threads // int(environ["LOCAL_WORLD_SIZE"]))
 

@@ -200,7 +200,8 @@ class RunState:
     def checkpoint(self, cfg: Config, model: JEPA, opt, stats: dict) -> dict:
         return {"head": cfg.head_name, "config": cfg.to_dict(), "step": self.step, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "stats": stats, "history": self.history, "curve": self.curve,
-                "skipped_steps": self.skipped, "warnings": self.warnings}
+                "skipped_steps": self.skipped, "warnings": self.warnings,
+                "world_size": distributed.world().size}  # for the record: a resume may use another
 
     def skip(self, scalars: dict[str, torch.Tensor], say) -> None:
         """Record a step dropped as non-finite (train.nonfinite: skip); too many in a row stop the run."""
