@@ -255,3 +255,31 @@ def test_a_trunk_without_cross_view_terms_trains_under_ddp(project):
           cwd=project)
     state = checkpoint.load(run_dir(project, "paper", "mdn") / "checkpoint.pt")
     assert state["step"] == 3 and state["world_size"] == 2
+
+
+# A stand-in for SLURM's srun inside an allocation of --nodes=N, on this one machine: the command
+# once per "node", side by side (as srun starts one task on each node).
+FAKE_SRUN = """#!/bin/sh
+n=1
+while [ $# -gt 0 ]; do case "$1" in --nodes=*) n="${1#--nodes=}"; shift;; -*) shift;; *) break;; esac; done
+pids=""; i=0
+while [ $i -lt $n ]; do SLURM_NODEID=$i "$@" & pids="$pids $!"; i=$((i+1)); done
+rc=0; for p in $pids; do wait $p || rc=$?; done; exit $rc
+"""
+
+
+def test_two_nodes_of_a_slurm_allocation_meet_at_one_rendezvous(project, uninterrupted, tmp_path):
+    """launch.nnodes: 2 inside an allocation: vjepa train runs srun, one torchrun per node, which meet at a
+    c10d rendezvous on the first node and train as one 2-rank run (here both 'nodes' are this machine)."""
+    (tmp_path / "srun").write_text(FAKE_SRUN)
+    (tmp_path / "srun").chmod(0o755)
+    env = {**ENV, "PATH": f"{tmp_path}{os.pathsep}{ENV['PATH']}", "SLURM_JOB_ID": "42", "SLURM_NNODES": "2"}
+    done = subprocess.run([sys.executable, "-m", "vjepa", "train", "--head", "deterministic", "--quiet", "--threads",
+                           "2", "--set", "launch.nnodes=2", "--results-dir", "nodes"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{tmp_path}/srun --nodes=2 --ntasks=2 --ntasks-per-node=1" in done.stderr
+    assert "--nnodes=2 --rdzv-backend=c10d" in done.stderr and "--rdzv-id=vjepa-42" in done.stderr
+    assert done.stdout.count("trained deterministic") == 1
+    assert checkpoint.load(run_dir(project, "nodes", "deterministic") / "checkpoint.pt")["world_size"] == 2
+    assert_same_training(project, uninterrupted, run_dir(project, "nodes", "deterministic"))
