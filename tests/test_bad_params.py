@@ -68,3 +68,36 @@ def test_snakemake_refuses_each_before_any_job(tmp_path):
         out = done.stdout + done.stderr
         assert done.returncode != 0 and expected in out, (key, out[-1500:])
         assert "Job stats" not in out and not (root / "data").exists()
+
+
+def _messages_without_jsonschema(params, monkeypatch):
+    """The first schema error's message with jsonschema, then with vjepa.schema_check in its place."""
+    import sys
+
+    from vjepa.config import _describe, schema_errors
+
+    with_it = [_describe(e) for e in schema_errors(params)[:1]]
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # `import jsonschema` now raises ImportError
+    without = [_describe(e) for e in schema_errors(params)[:1]]
+    monkeypatch.delitem(sys.modules, "jsonschema")
+    return with_it, without
+
+
+@pytest.mark.parametrize("key, value, expected", CASES + [("launch.nproc", 0, ""), ("data.path", 3, ""),
+                                                         ("trunk.standardize", 1, ""), ("seed", 1.0, "")],
+                         ids=[c[0] for c in CASES] + ["launch.nproc", "data.path", "standardize", "seed"])
+def test_without_jsonschema_the_same_first_error(monkeypatch, key, value, expected):
+    """On a machine without the jsonschema package (a bare GPU image) the schema is checked by
+    vjepa.schema_check, with the same message for the same first error."""
+    with_it, without = _messages_without_jsonschema(bad_params(key, value), monkeypatch)
+    assert without == with_it
+
+
+def test_without_jsonschema_missing_sections_and_every_profile(monkeypatch):
+    params = bad_params("seed", 0)
+    del params["launch"]
+    del params["train"]["steps"]
+    with_it, without = _messages_without_jsonschema(params, monkeypatch)
+    assert without == with_it and "'launch' is a required property" in without[0]
+    for profile in sorted((ROOT / "profiles").glob("*.yaml")):
+        assert _messages_without_jsonschema(yaml.safe_load(profile.read_text()), monkeypatch) == ([], []), profile

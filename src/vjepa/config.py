@@ -193,20 +193,33 @@ def _describe(error) -> str:
         rng = f"{lo_b}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{hi_b}"
         return f"{key} = {value!r} is out of range; allowed range {rng}"
     if v in ("minItems", "maxItems"):
-        return f"{key} = {value!r} has the wrong length; {error.message}"
+        bound = schema[v]
+        return (f"{key} = {value!r} has the wrong length; give {'at least' if v == 'minItems' else 'at most'} "
+                f"{bound} item{'s' if bound != 1 else ''}")
     if v == "uniqueItems":
         return f"{key} = {value!r} lists an entry twice; list each once"
     return f"{key} = {value!r}: {error.message}"
 
 
+def schema_errors(params: dict) -> list:
+    """The schema's violations, first the shallowest: by jsonschema, or where it is not installed
+    (a bare GPU image) by `schema_check`, which gives the same errors."""
+    try:
+        import jsonschema
+    except ImportError:
+        from .schema_check import iter_errors
+
+        errors = iter_errors(params, _schema())
+    else:
+        errors = jsonschema.Draft202012Validator(_schema()).iter_errors(params)
+    return sorted(errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+
+
 def validate(params: dict, source: str = "params.yaml") -> None:
     """Raise ConfigError naming the first bad key, its value and the allowed values."""
-    import jsonschema
-
     if not isinstance(params, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(params).__name__}")
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(params), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = schema_errors(params)
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
     for head in params["heads"]:
