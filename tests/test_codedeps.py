@@ -33,7 +33,8 @@ def test_train_runs_its_own_head_and_what_the_loop_imports_lazily():
 
 def test_small_commands_run_small_closures():
     assert names(codedeps.closure("prepare")) == {"__init__.py", "__main__.py", "audit.py", "cli.py", "config.py", "data.py",
-                                                  "errors.py", "gpus.py", "io.py", "launch.py", "schema.yaml"}
+                                                  "errors.py", "gpus.py", "io.py", "launch.py", "schema.yaml",
+                                                  "schema_check.py"}
     masks = names(codedeps.closure("figure", figure="masks"))
     assert {"figures/__init__.py", "figures/common.py", "figures/masks.py", "masks.py", "data.py",
             "summarize.py"} <= masks

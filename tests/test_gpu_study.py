@@ -71,6 +71,19 @@ def test_the_tiny_study_on_a_cpu_writes_table_one_throughput_and_stage_times(tin
     knn = f"{100 * record['table']['heads']['mdn']['knn_top1']:.2f}"
     assert f"| mdn | {knn} |" in md and "| train-flow |" in md
 
+    # --record's copy under results/gpu/DATE-DEVICE/, and the report's section from it
+    from vjepa.report import gpu_tex
+
+    results = tmp_path / "results" / "gpu"
+    assert "no GPU study recorded" in gpu_tex(results)
+    dest = gpu_study.record_in_results(out, record, results)
+    assert dest.name == f"{record['date']}-{dest.name.split('-', 3)[3]}" and (dest / "README.md").is_file()
+    assert {p.name for p in dest.iterdir()} == {"table1.md", "table1.json", "params.yaml", "logs", "README.md"}
+    assert record["command"] in (dest / "README.md").read_text()
+    tex = gpu_tex(results)
+    assert tex.startswith("\\section{The paper-sized study on one GPU}") and f"results/gpu/{dest.name}" in tex
+    assert f"Mixture density network & {knn} &" in tex and "22.36" in tex and "Raw pixels (floor)" in tex
+
 
 def test_a_plan_over_the_deadline_is_refused_in_one_line_before_any_training(tin, tmp_path):
     done = study("--data", tin, "--out", tmp_path / "late", "--device", "cpu", "--tiny", "--deadline", "30")

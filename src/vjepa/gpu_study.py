@@ -61,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fit", action="store_true",
                    help="when the plan does not fit, lower train.steps (equal for every head) until it does")
     p.add_argument("--timing-steps", type=int, default=20, help="timed training steps per head for the plan")
+    p.add_argument("--record", action="store_true",
+                   help="also copy the table, params and logs into results/gpu/DATE-DEVICE/ of this checkout, with a "
+                        "README of the command and environment (the report shows the newest there)")
     return p.parse_args(argv)
 
 
@@ -349,6 +352,26 @@ def write_record(study: Study, record: dict) -> None:
     (study.out / "table1.md").write_text(markdown(record))
 
 
+def record_in_results(out: Path, record: dict, results: Path = ROOT / "results" / "gpu") -> Path:
+    """results/gpu/DATE-DEVICE/: table1.md, table1.json, params.yaml, logs/ and a README."""
+    slug = re.sub(r"[^a-z0-9]+", "-", record["device"].lower()).strip("-")
+    dest = results / f"{record['date']}-{slug}"
+    (dest / "logs").mkdir(parents=True, exist_ok=True)
+    for name in ("table1.md", "table1.json", "params.yaml"):
+        (dest / name).write_bytes((out / name).read_bytes())
+    for log in (out / "logs").glob("*.log"):
+        (dest / "logs" / log.name).write_bytes(log.read_bytes())
+    (dest / "README.md").write_text(
+        f"# GPU study, {record['date']}, {record['device']}\n\n"
+        f"Command: `{record['command']}`\n\n"
+        f"Environment: PyTorch {record['torch']}, CUDA {record['cuda']}, Python {record['python']}; "
+        f"{record['wall_s']:.0f} s in all against a deadline of {record['deadline_s']:.0f} s"
+        + ("" if record["complete"] else " (the deadline cut it short)") + ".\n\n"
+        "table1.md is Table I with the throughput and each stage's wall time; table1.json holds the same and the "
+        "plan; params.yaml the study's params; logs/ every command's output.\n")
+    return dest
+
+
 def environment(device_name: str) -> dict:
     import torch
 
@@ -404,6 +427,11 @@ def _main(args, argv) -> int:
             p = plan(record["timing"], overhead, evaluate_s)
             record["fitted_steps"] = steps
     record["plan"] = p
+    t, m = study.params["train"], study.params["model"]
+    record["setup"] = {"image_size": study.params["data"]["image_size"], "patch_size": m["patch_size"],
+                       "embed_dim": m["embed_dim"], "depth": m["depth"], "num_heads": m["num_heads"],
+                       "batch_size": t["batch_size"], "steps": t["steps"], "images_per_head": t["batch_size"] * t["steps"],
+                       "tiny": args.tiny}
     print_plan(p, study.left(), args.deadline)
     if p["total_s"] > study.left() - study.reserve:
         write_record(study, record)
@@ -416,6 +444,8 @@ def _main(args, argv) -> int:
             study.run(f"embed-{head}", "embed", "--head", head) and study.run(f"evaluate-{head}", "evaluate",
                                                                               "--head", head)
     write_record(study, record)
+    if args.record:
+        print(f"recorded in {record_in_results(study.out, record)}")
     print(f"Table I -> {study.out / 'table1.md'} ({record['wall_s']:.0f} s)")
     print((study.out / "table1.md").read_text())
     return 0 if record["complete"] else 3

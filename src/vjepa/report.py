@@ -1,7 +1,8 @@
 """The report: LaTeX fragments generated from params and outputs, and the PDF via latexmk.
 
-`write_context` writes report/generated/{setup,figures,provenance,trunk}.tex: the settings of the
-run, its trunk and the recorded trunk sweep of its data source, the figure environments of the figures this run has, and where every number came from
+`write_context` writes report/generated/{setup,figures,provenance,trunk,gpu}.tex: the settings of the
+run, its trunk and the recorded trunk sweep of its data source, the figure environments of the figures
+this run has, the newest recorded GPU study (results/gpu/), and where every number came from
 (Git commit, content hashes of the data and checkpoints as DVC records them (md5), library
 versions, hardware, wall time of each stage from Snakemake's benchmark files). `build_pdf`
 runs latexmk on report/vjepa.tex.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import csv
+import json
 import os
 import platform
 import shutil
@@ -26,6 +28,7 @@ from .summarize import DISPLAY_NAMES
 from .trunk import describe
 
 SWEEPS_DIR = Path("benchmarks/results")  # trunk_sweep_<data.source>.json, written by benchmarks/trunk_sweep.py
+GPU_DIR = Path("results/gpu")  # DATE-DEVICE/table1.json, written by scripts/gpu_study.sh --record
 
 LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
 BUILD_DIR = "build"  # latexmk's output folder beside the .tex
@@ -79,8 +82,6 @@ def trunk_tex(params: dict, sweeps_dir: Path = SWEEPS_DIR) -> str:
     if not path.is_file():
         lines.append(f"No trunk sweep is recorded for this data source (\\texttt{{{tex_escape(path)}}}).")
         return "\n".join(lines) + "\n"
-    import json
-
     sweep = json.loads(path.read_text())
     budget = ", ".join(f"\\texttt{{{tex_escape(k)}}}={tex_escape(v)}" for k, v in sweep["budget"].items()
                        if not k.startswith(("trunk.", "augment.")))
@@ -172,10 +173,52 @@ def provenance_tex(params: dict, params_file: str, data_dir: Path, results_dir: 
     return "\n".join(lines) + "\n"
 
 
+def gpu_tex(gpu_dir: Path = GPU_DIR) -> str:
+    """Its own section for the newest GPU study recorded in results/gpu/DATE-DEVICE/table1.json
+    (`scripts/gpu_study.sh --record`), or nothing when none is."""
+    studies = sorted(p for p in Path(gpu_dir).glob("*/table1.json"))
+    if not studies:
+        return "% no GPU study recorded in results/gpu/\n"
+    path = studies[-1]
+    r = json.loads(path.read_text())
+    pct = lambda v: "--" if v is None else f"{100 * v:.2f}"
+    rows = [r"\begin{tabular}{lrrrrrr}", r"\toprule",
+            r"Head & kNN top-1 & probe top-1 & paper kNN@1 & images/s & MFU & peak GB \\", r"\midrule"]
+    for head, row in r["table"]["heads"].items():
+        speed = row.get("throughput") or r.get("timing", {}).get("heads", {}).get(head)
+        fast = (f"{speed['images_per_s']:.0f} & {100 * speed['mfu']:.1f}\\,\\% & "
+                + ("--" if speed.get("peak_memory_gb") is None else f"{speed['peak_memory_gb']:.1f}")) if speed else "-- & -- & --"
+        paper = "--" if row.get("paper_knn_top1") is None else f"{row['paper_knn_top1']:.2f}"
+        scores = (f"{pct(row['knn_top1'])} & {pct(row['probe_top1'])}" if row["finished"]
+                  else r"\multicolumn{2}{c}{not finished}")
+        rows.append(f"{DISPLAY_NAMES.get(head, tex_escape(head))} & {scores} & {paper} & {fast} \\\\")
+    rows.append(r"\midrule")
+    for name, label in (("raw_pixels", "Raw pixels (floor)"), ("random_init", "Untrained encoder (floor)")):
+        f = (r["table"].get("floors") or {}).get(name)
+        if f:
+            rows.append(f"{label} & {pct(f['knn_top1'])} & {pct(f['probe_top1'])} & & & & \\\\")
+    rows += [r"\bottomrule", r"\end{tabular}"]
+    timing = r.get("timing") or {}
+    m = r["setup"]
+    text = [r"\section{The paper-sized study on one GPU}", "",
+            f"Recorded in \\texttt{{results/gpu/{tex_escape(path.parent.name)}}} by "
+            f"\\texttt{{{tex_escape(r['command'])}}} on {tex_escape(r['device'])} (PyTorch {tex_escape(r['torch'])}, "
+            f"{tex_escape(r['date'])}): a ViT of width {m['embed_dim']}, depth {m['depth']} and patch {m['patch_size']} "
+            f"at {m['image_size']}\\,px, every head trained on the same {m['images_per_head']:,} images "
+            f"({m['steps']} steps of {m['batch_size']}), in {r['wall_s']:.0f}\\,s in all (deadline {r['deadline_s']:.0f}\\,s"
+            + ("" if r["complete"] else "; the deadline cut it short") + "). "
+            f"MFU is against this device's measured {timing.get('peak_dtype', '')} matmul peak of "
+            f"{timing.get('peak_tflops', 0):.1f}\\,TFLOP/s. The paper's column is its Table I (best validation kNN@1).",
+            "", r"\begin{table}[htbp]", r"\centering", r"\caption{Table I at the paper's model size on one GPU.}",
+            r"\label{tab:gpu}", r"\resizebox{\textwidth}{!}{", *rows, "}", r"\end{table}", ""]
+    return "\n".join(text)
+
+
 def write_context(params: dict, params_file: str, data_dir, results_dir, logs_dir, out_dir) -> list[Path]:
     out_dir = Path(out_dir)
     texts = {"setup.tex": setup_tex(params), "figures.tex": figures_tex(params["heads"]), "trunk.tex": trunk_tex(params),
-             "provenance.tex": provenance_tex(params, params_file, Path(data_dir), Path(results_dir), Path(logs_dir))}
+             "provenance.tex": provenance_tex(params, params_file, Path(data_dir), Path(results_dir), Path(logs_dir)),
+             "gpu.tex": gpu_tex(Path(results_dir) / "gpu")}
     for name, text in texts.items():
         with atomic_path(out_dir / name) as tmp:
             tmp.write_text(text)

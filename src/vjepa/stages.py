@@ -115,7 +115,7 @@ FIGURE_INPUTS = {
     "masking_ablation": (("ABLATION",), ("ablation", "figures.dpi")),
 }
 
-GENERATED_TEX = ("setup", "figures", "provenance", "trunk")
+GENERATED_TEX = ("setup", "figures", "provenance", "trunk", "gpu")
 SUMMARY_TEX = ("table1", "numbers", "uncertainty", "comparison")
 
 
@@ -128,7 +128,7 @@ def figure_stage(name: str) -> Stage:
 
 REPORT = Stage("report", "report",
                ("report/vjepa.tex", *(f"report/generated/{n}.tex" for n in SUMMARY_TEX), "FIGURES",
-                *PROCESSED, "data/stats.json", f"{RUNS}/checkpoint.pt", "benchmarks/results"),
+                *PROCESSED, "data/stats.json", f"{RUNS}/checkpoint.pt", "benchmarks/results", "results/gpu"),
                (Out("report/vjepa.pdf"), *(Out(f"report/generated/{n}.tex") for n in GENERATED_TEX)),
                ("seed", "seeds", "heads", "data", "model", "mask", "augment", "trunk", "train", "eval", "head"))
 
