@@ -99,5 +99,13 @@ def test_without_jsonschema_missing_sections_and_every_profile(monkeypatch):
     del params["train"]["steps"]
     with_it, without = _messages_without_jsonschema(params, monkeypatch)
     assert without == with_it and "'launch' is a required property" in without[0]
+    params["bogus"] = 1  # a missing and an unknown key at one level: the schema's order decides which comes first
+    assert _messages_without_jsonschema(params, monkeypatch)[1] == _messages_without_jsonschema(params, monkeypatch)[0]
+    params = bad_params("launch", {"nproc": 1, "backend": "auto", "x": 2})
+    with_it, without = _messages_without_jsonschema(params, monkeypatch)
+    assert without == with_it and without
+    for seeds in ([0, 0.0], [True, 1], [1, 2]):  # JSON equality: 0 == 0.0, but true is not 1
+        with_it, without = _messages_without_jsonschema(bad_params("seeds", seeds), monkeypatch)
+        assert without == with_it, seeds
     for profile in sorted((ROOT / "profiles").glob("*.yaml")):
         assert _messages_without_jsonschema(yaml.safe_load(profile.read_text()), monkeypatch) == ([], []), profile

@@ -125,3 +125,22 @@ def test_compile_option_trains_through_the_compiled_model(tmp_path, params, digi
     train(cfg, digits_dir, tmp_path / "run", progress=False)
     assert calls[0] == {"dynamic": True} and calls.count("forward") == cfg.train.steps
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["step"] == cfg.train.steps
+
+
+def test_a_resume_file_that_no_longer_fits_the_optimiser_starts_afresh(tmp_path, params, digits_dir, capsys):
+    """E.g. one written before the trained parameters changed: said, then the run starts from step 0."""
+    cfg = resolve(tiny(params), "deterministic")
+    train(cfg, digits_dir, tmp_path / "straight", progress=False)
+    reference = checkpoint.load(tmp_path / "straight" / "checkpoint.pt")
+    stale = dict(reference, step=3)
+    groups = [dict(g) for g in stale["optimizer"]["param_groups"]]
+    groups[0]["params"] = groups[0]["params"][:-1]  # one parameter fewer than this model trains
+    stale["optimizer"] = {"state": {}, "param_groups": groups}
+    (tmp_path / "stale").mkdir()
+    checkpoint.save(tmp_path / "stale" / "resume.pt", stale)
+    result = train(cfg, digits_dir, tmp_path / "stale", progress=False)
+    assert "does not fit this model or optimiser" in capsys.readouterr().out
+    assert not result["resumed"] and result["step"] == 6
+    final = checkpoint.load(tmp_path / "stale" / "checkpoint.pt")
+    for k, v in reference["model"].items():
+        assert torch.equal(v, final["model"][k]), k

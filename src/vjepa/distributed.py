@@ -87,7 +87,7 @@ def start(device_request: str, backend: str = "auto", environ=os.environ) -> Wor
 
 def stop() -> None:
     global _world, _control
-    if _world.distributed and dist.is_initialized():
+    if dist.is_available() and dist.is_initialized():  # a torchrun run of one process has a group too
         dist.destroy_process_group()
     _world, _control = World(), None
 
@@ -157,13 +157,13 @@ def row_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (biased) std over the rows of x (N×D), across ranks inside a batch scope."""
     if not _in_batch:
         return x.mean(0), x.std(0, unbiased=False)
-    n = torch.tensor([float(x.shape[0])], device=x.device, dtype=x.dtype)
-    total = torch.cat([x.sum(0), n])
+    x32 = x.float()  # sums and the row count in fp32 (a bf16 count is inexact above 256 rows)
+    total = torch.cat([x32.sum(0), torch.tensor([float(x.shape[0])], device=x.device)])
     dist.all_reduce(total)
     mean = total[:-1] / total[-1]
-    sq = (x - mean).square().sum(0)
+    sq = (x32 - mean).square().sum(0)
     dist.all_reduce(sq)
-    return mean, (sq / total[-1]).sqrt()
+    return mean.to(x.dtype), (sq / total[-1]).sqrt().to(x.dtype)
 
 
 def draw(sample, shape: tuple[int, ...], dim: int = 0) -> torch.Tensor:

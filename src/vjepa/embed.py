@@ -46,7 +46,10 @@ def extract_features_across_ranks(encoder, images: torch.Tensor, mean, std, imag
     """`extract_features` of every image, each rank embedding its block (`distributed.split`);
     every rank gets the whole N×D result."""
     n = images.shape[0]
-    own = extract_features(encoder, images[distributed.split(n)], mean, std, image_size, batch_size,
+    share = images[distributed.split(n)]
+    if len(share) == 0:  # fewer images than ranks: an empty block of the right width
+        return distributed.gather_features(extract_features(encoder, images[:1], mean, std, image_size)[:0], n)
+    own = extract_features(encoder, share, mean, std, image_size, batch_size,
                            progress=progress and distributed.world().main, desc=desc)
     return distributed.gather_features(own, n)
 

@@ -35,7 +35,7 @@ TINY_SECTIONS = ("model", "mask", "augment", "trunk", "train", "eval", "head")
 # The paper's Table I, best validation kNN@1 (%) on Tiny ImageNet-100 (flow matching: no row).
 PAPER_TABLE_I = {"deterministic": 9.84, "mdn": 13.96, "rnade": 11.92, "flow": 18.48, "diffusion": 22.36}
 RESERVE_S = 15.0  # kept for the table at the end (at most 5 % of the deadline)
-STOP_GRACE_S = 30.0  # a stage told to stop at the deadline gets this long to save and exit
+STOP_GRACE_S = 30.0  # a stage told to stop at the deadline gets this long (at most the reserve) to save and exit
 
 HELP = """
 Data: DIR holds Tiny ImageNet-100 in Hugging Face's parquet layout, train-0000K-of-0000N.parquet
@@ -168,19 +168,21 @@ class Study:
         t0 = time.monotonic()
         with open(logs / f"{name}.log", "w") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            row["status"] = _wait(proc, budget)
+            row["status"] = _wait(proc, budget, grace=min(STOP_GRACE_S, self.reserve))
         row["seconds"] = time.monotonic() - t0
         print(f"  {name:28s} {row['seconds']:7.1f} s  {row['status']}", flush=True)
         return row["status"] == "ok"
 
 
-def _wait(proc: subprocess.Popen, budget: float) -> str:
+def _wait(proc: subprocess.Popen, budget: float, grace: float = STOP_GRACE_S) -> str:
+    """The stage's status; past `budget` it is told to stop (SIGTERM: vjepa train saves its resume.pt at
+    the end of the step) and killed `grace` seconds later (the study's reserve covers the grace)."""
     try:
         rc = proc.wait(timeout=budget)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)  # vjepa train saves its resume.pt at the end of the step
+        proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=STOP_GRACE_S)
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -258,17 +260,23 @@ def time_heads(study: Study, device_name: str, steps: int) -> dict:
                       "flops_per_step": flops, "tflops": flops / per_step / 1e12, "mfu": flops / per_step / peak,
                       "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
                       "embed_seconds": embed_per_image * (len(data.train) + len(data.val)),
-                      "batch_size": cfg.train.batch_size, "steps": cfg.train.steps}
+                      "batch_size": cfg.train.batch_size, "steps": cfg.train.steps,
+                      "validates": bool(cfg.train.eval_every)}  # then also at the last step
         del model, opt, images
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # the trainings run in their own processes
     return {"peak_tflops": peak / 1e12, "peak_dtype": "bf16" if device.type == "cuda" else "fp32", "heads": rows}
 
 
 def plan(timing: dict, overhead_s: float, evaluate_s: float, steps: int | None = None) -> dict:
-    """Expected seconds per head (training, then embed and evaluate) for `steps` (default: the params')."""
+    """Expected seconds per head (training with its validation at the last step, then embed and
+    evaluate) for `steps` (default: the params')."""
     heads = {}
     for head, t in timing["heads"].items():
         n = t["steps"] if steps is None else steps
-        heads[head] = {"steps": n, "images": n * t["batch_size"], "train_s": overhead_s + n * t["seconds_per_step"],
+        validation = t["embed_seconds"] + evaluate_s / 2 if t.get("validates") else 0.0  # kNN of one feature set
+        heads[head] = {"steps": n, "images": n * t["batch_size"],
+                       "train_s": overhead_s + n * t["seconds_per_step"] + validation,
                        "eval_s": 2 * overhead_s + t["embed_seconds"] + evaluate_s}
     return {"heads": heads, "total_s": sum(h["train_s"] + h["eval_s"] for h in heads.values())}
 
@@ -296,7 +304,7 @@ def table(study: Study, timing: dict | None) -> dict:
     for head in study.params["heads"]:
         f = results / "heads" / head / f"seed{seed}" / "metrics.json"
         if not f.is_file():
-            rows[head] = {"finished": False}
+            rows[head] = {"finished": False, "paper_knn_top1": PAPER_TABLE_I.get(head)}
             continue
         m = json.loads(f.read_text())
         nll = (m.get("head_metrics") or {}).get("nll_per_dim")
@@ -345,6 +353,7 @@ def markdown(record: dict) -> str:
 
 def write_record(study: Study, record: dict) -> None:
     record["wall_s"] = time.monotonic() - study.started
+    record["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     record["stages"] = study.stages
     record["table"] = table(study, record.get("timing"))
     record["complete"] = all(r["finished"] for r in record["table"]["heads"].values())
@@ -355,8 +364,11 @@ def write_record(study: Study, record: dict) -> None:
 def record_in_results(out: Path, record: dict, results: Path = ROOT / "results" / "gpu") -> Path:
     """results/gpu/DATE-DEVICE/: table1.md, table1.json, params.yaml, logs/ and a README."""
     slug = re.sub(r"[^a-z0-9]+", "-", record["device"].lower()).strip("-")
-    dest = results / f"{record['date']}-{slug}"
-    (dest / "logs").mkdir(parents=True, exist_ok=True)
+    dest, n = results / f"{record['date']}-{slug}", 1
+    while dest.exists():  # a second study on the same day and device
+        n += 1
+        dest = results / f"{record['date']}-{slug}-{n}"
+    (dest / "logs").mkdir(parents=True)
     for name in ("table1.md", "table1.json", "params.yaml"):
         (dest / name).write_bytes((out / name).read_bytes())
     for log in (out / "logs").glob("*.log"):
@@ -396,6 +408,8 @@ def _main(args, argv) -> int:
         raise ConfigError(f"no CUDA GPU is visible to PyTorch {torch.__version__}; on a CPU run "
                           "--device cpu --tiny to check the script")
     check_data(Path(args.data))
+    if Path(args.out).exists() and any(Path(args.out).iterdir()):
+        raise ConfigError(f"--out {args.out} is not empty; give a new folder (a study's table holds only its own runs)")
     data = tiny_subset(Path(args.data), Path(args.out) / "tiny-data") if args.tiny else Path(args.data)
     study = Study(Path(args.out), args.deadline, study_params(args, data))
     record = {**environment(args.device), "date": datetime.date.today().isoformat(),
@@ -411,11 +425,17 @@ def _main(args, argv) -> int:
     study.stages.append({"stage": "command start-up (measured)", "seconds": overhead, "status": "ok"})
     evaluate_s = next(s["seconds"] for s in study.stages if s["stage"] == "reference")  # kNN and probe, twice
     t0 = time.monotonic()
-    record["timing"] = time_heads(study, args.device, args.timing_steps)
+    try:
+        record["timing"] = time_heads(study, args.device, args.timing_steps)
+    except torch.cuda.OutOfMemoryError:
+        write_record(study, record)
+        raise ConfigError(f"out of GPU memory while timing the heads at train.batch_size = "
+                          f"{study.params['train']['batch_size']}; lower it (--params)") from None
     study.stages.append({"stage": "plan (timed steps)", "seconds": time.monotonic() - t0, "status": "ok"})
     p = plan(record["timing"], overhead, evaluate_s)
-    if p["total_s"] > study.left() - study.reserve and args.fit:
-        steps = fitted_steps(record["timing"], overhead, evaluate_s, study.left() - study.reserve)
+    budget = study.left() - study.reserve  # one reading of the clock for the fit and the check
+    if p["total_s"] > budget and args.fit:
+        steps = fitted_steps(record["timing"], overhead, evaluate_s, budget)
         if steps >= 10:
             params = json.loads(json.dumps(study.params))
             t = params["train"]
@@ -432,12 +452,13 @@ def _main(args, argv) -> int:
                        "embed_dim": m["embed_dim"], "depth": m["depth"], "num_heads": m["num_heads"],
                        "batch_size": t["batch_size"], "steps": t["steps"], "images_per_head": t["batch_size"] * t["steps"],
                        "tiny": args.tiny}
-    print_plan(p, study.left(), args.deadline)
-    if p["total_s"] > study.left() - study.reserve:
+    print_plan(p, budget + study.reserve, args.deadline)
+    if p["total_s"] > budget:
         write_record(study, record)
-        raise ConfigError(f"the plan needs {p['total_s']:.0f} s but {study.left() - study.reserve:.0f} s of the "
-                          f"{args.deadline:.0f} s deadline are left; raise --deadline, lower train.steps "
-                          f"(--params {args.params}), or pass --fit")
+        advice = ("even --fit leaves fewer than 10 steps; raise --deadline" if args.fit else
+                  f"raise --deadline, lower train.steps (--params {args.params}), or pass --fit")
+        raise ConfigError(f"the plan needs {p['total_s']:.0f} s but {budget:.0f} s of the {args.deadline:.0f} s "
+                          f"deadline are left; {advice}")
     for head in study.params["heads"]:
         expect = p["heads"][head]["eval_s"]
         if study.run(f"train-{head}", "train", "--head", head, keep=expect):

@@ -176,11 +176,10 @@ def provenance_tex(params: dict, params_file: str, data_dir: Path, results_dir: 
 def gpu_tex(gpu_dir: Path = GPU_DIR) -> str:
     """Its own section for the newest GPU study recorded in results/gpu/DATE-DEVICE/table1.json
     (`scripts/gpu_study.sh --record`), or nothing when none is."""
-    studies = sorted(p for p in Path(gpu_dir).glob("*/table1.json"))
+    studies = [(json.loads(p.read_text()), p) for p in Path(gpu_dir).glob("*/table1.json")]
     if not studies:
         return "% no GPU study recorded in results/gpu/\n"
-    path = studies[-1]
-    r = json.loads(path.read_text())
+    r, path = max(studies, key=lambda s: (s[0].get("finished_at", ""), s[1].parent.name))
     pct = lambda v: "--" if v is None else f"{100 * v:.2f}"
     rows = [r"\begin{tabular}{lrrrrrr}", r"\toprule",
             r"Head & kNN top-1 & probe top-1 & paper kNN@1 & images/s & MFU & peak GB \\", r"\midrule"]

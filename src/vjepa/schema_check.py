@@ -47,42 +47,65 @@ def iter_errors(instance, schema: dict, root: dict | None = None, path: tuple = 
     def error(validator: str, message: str, value=instance) -> SchemaError:
         return SchemaError(validator, message, value, schema, deque(path))
 
-    if "$ref" in schema:
-        node = root
-        for part in schema["$ref"].removeprefix("#/").split("/"):
-            node = node[part]
-        yield from iter_errors(instance, node, root, path)
-    for sub in schema.get("allOf", ()):
-        yield from iter_errors(instance, sub, root, path)
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not any(_TYPES[t](instance) for t in types):
-            yield error("type", f"{instance!r} is not of type {', '.join(map(repr, types))}")
-            return
-    if "enum" in schema and instance not in schema["enum"]:
-        yield error("enum", f"{instance!r} is not one of {schema['enum']!r}")
-    if _TYPES["number"](instance):
-        for key, ok in _BOUNDS.items():
-            if key in schema and not ok(instance, schema[key]):
-                yield error(key, f"{instance!r} is out of range ({key} {schema[key]!r})")
-    if isinstance(instance, dict):
-        for key in schema.get("required", ()):
+    for keyword, value in schema.items():  # in the schema's order, as jsonschema reports them
+        if keyword == "$ref":
+            node = root
+            for part in value.removeprefix("#/").split("/"):
+                node = node[part]
+            yield from iter_errors(instance, node, root, path)
+        elif keyword == "allOf":
+            for sub in value:
+                yield from iter_errors(instance, sub, root, path)
+        elif keyword == "type":
+            types = value if isinstance(value, list) else [value]
+            if not any(_TYPES[t](instance) for t in types):
+                yield error("type", f"{instance!r} is not of type {', '.join(map(repr, types))}")
+        elif keyword == "enum":
+            if not any(_equal(instance, v) for v in value):
+                yield error("enum", f"{instance!r} is not one of {value!r}")
+        elif keyword in _BOUNDS:
+            if _TYPES["number"](instance) and not _BOUNDS[keyword](instance, value):
+                yield error(keyword, f"{instance!r} is out of range ({keyword} {value!r})")
+        elif isinstance(instance, dict):
+            yield from _object_keyword(keyword, value, instance, schema, root, path, error)
+        elif isinstance(instance, list):
+            yield from _array_keyword(keyword, value, instance, root, path, error)
+
+
+def _object_keyword(keyword, value, instance: dict, schema: dict, root: dict, path: tuple, error):
+    if keyword == "required":
+        for key in value:
             if key not in instance:
                 yield error("required", f"{key!r} is a required property")
-        properties = schema.get("properties", {})
-        if schema.get("additionalProperties") is False and set(instance) - set(properties):
-            extra = sorted(set(instance) - set(properties))
+    elif keyword == "additionalProperties" and value is False:
+        extra = sorted(set(instance) - set(schema.get("properties", {})))
+        if extra:
             yield error("additionalProperties", f"additional properties are not allowed ({', '.join(map(repr, extra))})")
-        for key, sub in properties.items():
+    elif keyword == "properties":
+        for key, sub in value.items():
             if key in instance:
                 yield from iter_errors(instance[key], sub, root, (*path, key))
-    if isinstance(instance, list):
-        if "minItems" in schema and len(instance) < schema["minItems"]:
-            yield error("minItems", f"{instance!r} should have at least {schema['minItems']} item(s)")
-        if "maxItems" in schema and len(instance) > schema["maxItems"]:
-            yield error("maxItems", f"{instance!r} should have at most {schema['maxItems']} item(s)")
-        if schema.get("uniqueItems") and len({repr(v) for v in instance}) < len(instance):
+
+
+def _array_keyword(keyword, value, instance: list, root: dict, path: tuple, error):
+    if keyword == "minItems" and len(instance) < value:
+        yield error("minItems", f"{instance!r} should have at least {value} item(s)")
+    elif keyword == "maxItems" and len(instance) > value:
+        yield error("maxItems", f"{instance!r} should have at most {value} item(s)")
+    elif keyword == "uniqueItems" and value:
+        if any(_equal(a, b) for i, a in enumerate(instance) for b in instance[i + 1:]):
             yield error("uniqueItems", f"{instance!r} has non-unique elements")
-        if "items" in schema:
-            for i, item in enumerate(instance):
-                yield from iter_errors(item, schema["items"], root, (*path, i))
+    elif keyword == "items":
+        for i, item in enumerate(instance):
+            yield from iter_errors(item, value, root, (*path, i))
+
+
+def _equal(a, b) -> bool:
+    """JSON equality: 1 == 1.0, but true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return type(a) in (int, float) and type(b) in (int, float) and a == b or (a == b and type(a) is type(b))

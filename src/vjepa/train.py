@@ -191,8 +191,16 @@ class RunState:
             if state.get("config") != cfg.to_dict():
                 say(f"{path} was written with other params; starting afresh")
                 continue
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
+            try:
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError) as e:  # e.g. written before the trained parameters changed
+                say(f"{path} does not fit this model or optimiser ({str(e).splitlines()[0]}); starting afresh")
+                seed_everything(cfg.seed)
+                model.load_state_dict(JEPA(cfg).to(next(model.parameters()).device).state_dict())
+                opt.load_state_dict(make_optimizer(model, cfg.train.weight_decay, cfg.train.lr,
+                                                   next(model.parameters()).device).state_dict())
+                continue
             return cls(int(state["step"]), list(state.get("curve", [])), list(state.get("history", [])),
                        list(state.get("skipped_steps", [])), list(state.get("warnings", [])), resumed=True)
         return cls()
