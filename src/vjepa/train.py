@@ -67,6 +67,10 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     resume_path, final_path = out_dir / "resume.pt", out_dir / "checkpoint.pt"
     say = tqdm.write if world.main else lambda message: None
     run = RunState.resume(resume_path, final_path, cfg, model, opt, fresh, say)
+    first = distributed.broadcast(run.step)
+    if distributed.any_rank(first != run.step):  # every rank read its own copy of the run folder
+        raise ConfigError(f"the ranks resumed at different steps (rank 0: {first}); the run folder {out_dir} must be "
+                          "one folder that every node sees (a shared file system)")
     if run.step >= t.steps:
         if world.main:
             write_curves(out_dir, run.curve, run.history)
