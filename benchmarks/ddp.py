@@ -32,7 +32,7 @@ def worker(args) -> None:
     import torch
 
     from vjepa import distributed
-    from vjepa.batch import BatchStream, make_batch, step_seed
+    from vjepa.batch import BatchStream, make_batch, seed_step
     from vjepa.embed import extract_features, extract_features_across_ranks
     from vjepa.jepa import JEPA
     from vjepa.masks import MultiBlockMaskSampler
@@ -53,8 +53,7 @@ def worker(args) -> None:
     stream, gen = BatchStream(len(images), cfg.train.batch_size, 0), torch.Generator()
 
     def step(i):
-        gen.manual_seed(step_seed(0, i))
-        torch.manual_seed(step_seed(0, i) + 1)
+        seed_step(gen, 0, i)
         batch = make_batch(images, stream.indices(i), cfg, data.stats, sampler, gen)
         return training_step(forward, model, opt, batch, 0.99, cfg.train.grad_clip)
 

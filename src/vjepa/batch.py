@@ -39,6 +39,12 @@ def step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step) * 2
 
 
+def seed_step(gen: torch.Generator, seed: int, step: int) -> None:
+    """Seed the batch generator and the global RNG (heads' noise, SIGReg's directions) for a step."""
+    gen.manual_seed(step_seed(seed, step))
+    torch.manual_seed(step_seed(seed, step) + 1)
+
+
 class Batch(NamedTuple):
     views: torch.Tensor  # (V·B)×3×S×S normalised global views, view-major (this rank's rows of them)
     masks: Masks  # one context/target row per global view

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import ConfigError
-from .launch import launched, resolve_backend
+from .launch import check_gpu_count, launched, on_cuda, resolve_backend
 from .runtime import pick_device
 
 TIMEOUT = datetime.timedelta(minutes=30)  # a rank waits this long for the others (rank 0's evaluations)
@@ -71,14 +71,11 @@ def start(device_request: str, backend: str = "auto", environ=os.environ) -> Wor
         return _world
     rank, size = int(environ["RANK"]), int(environ["WORLD_SIZE"])
     local_rank, local_size = int(environ["LOCAL_RANK"]), int(environ["LOCAL_WORLD_SIZE"])
-    on_cuda = device_request == "cuda" or (device_request == "auto" and torch.cuda.is_available())
-    if on_cuda:
-        visible = torch.cuda.device_count()
-        if local_size > visible:
-            raise ConfigError(f"{local_size} processes per node but {visible} GPU{'s' if visible != 1 else ''} "
-                              f"visible; lower launch.nproc (torchrun --nproc-per-node) to at most {visible}")
+    cuda = on_cuda(device_request)
+    if cuda:
+        check_gpu_count(local_size, environ)
         torch.cuda.set_device(local_rank)
-    backend = resolve_backend(backend, on_cuda)
+    backend = resolve_backend(backend, cuda)
     dist.init_process_group(backend, rank=rank, world_size=size, timeout=TIMEOUT)
     _control = dist.new_group(backend="gloo", timeout=TIMEOUT) if backend != "gloo" else dist.group.WORLD
     _world = World(rank, size, local_rank, local_size, backend)

@@ -206,7 +206,7 @@ def time_heads(study: Study, device_name: str, steps: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .batch import BatchStream, make_batch, step_seed
+    from .batch import BatchStream, make_batch, seed_step
     from .config import resolve
     from .embed import extract_features
     from .jepa import JEPA
@@ -218,23 +218,22 @@ def time_heads(study: Study, device_name: str, steps: int) -> dict:
     device = pick_device(device_name)
     configure(device)
     peak = peak_matmul_flops(device)
+    data = TrainingData.load(resolve(study.params, None), study.out / "data")  # the same for every head
+    images, _ = data.on(device)
     rows = {}
     for head in study.params["heads"]:
         cfg = resolve(study.params, head)
-        data = TrainingData.load(cfg, study.out / "data")
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         torch.manual_seed(cfg.seed)
         model = JEPA(cfg).to(device)
         opt = make_optimizer(model, cfg.train.weight_decay, cfg.train.lr, device)
-        images, _ = data.on(device)
         sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
         stream, gen = BatchStream(len(images), cfg.train.batch_size, cfg.seed), torch.Generator()
 
         def step(i):
-            gen.manual_seed(step_seed(cfg.seed, i))
-            torch.manual_seed(step_seed(cfg.seed, i) + 1)
+            seed_step(gen, cfg.seed, i)
             batch = make_batch(images, stream.indices(i), cfg, data.stats, sampler, gen)
             training_step(model, model, opt, batch, 0.99, cfg.train.grad_clip)
 
@@ -262,7 +261,8 @@ def time_heads(study: Study, device_name: str, steps: int) -> dict:
                       "embed_seconds": embed_per_image * (len(data.train) + len(data.val)),
                       "batch_size": cfg.train.batch_size, "steps": cfg.train.steps,
                       "validates": bool(cfg.train.eval_every)}  # then also at the last step
-        del model, opt, images
+        del model, opt
+    del images
     if device.type == "cuda":
         torch.cuda.empty_cache()  # the trainings run in their own processes
     return {"peak_tflops": peak / 1e12, "peak_dtype": "bf16" if device.type == "cuda" else "fp32", "heads": rows}

@@ -33,11 +33,11 @@ def is_main_rank(environ=os.environ) -> bool:
     return environ.get("RANK", "0") == "0"
 
 
-def resolve_backend(backend: str, on_cuda: bool) -> str:
+def resolve_backend(backend: str, cuda: bool) -> str:
     """`launch.backend` for a run on CUDA or not: auto is NCCL on CUDA, gloo elsewhere."""
     if backend == "auto":
-        return "nccl" if on_cuda else "gloo"
-    if backend == "nccl" and not on_cuda:
+        return "nccl" if cuda else "gloo"
+    if backend == "nccl" and not cuda:
         raise ConfigError("launch.backend = nccl needs CUDA GPUs, but this run is on the CPU; "
                           "use launch.backend: auto (gloo on the CPU) or gloo")
     return backend
@@ -50,25 +50,20 @@ def launcher(launch: dict, argv: list[str], device_request: str, threads: int | 
     nproc, nnodes = launch["nproc"], launch["nnodes"]
     if launched(environ) or nproc * nnodes == 1:
         return None
-    on_cuda = _on_cuda(device_request)
-    if on_cuda:
-        import torch
-
-        visible = torch.cuda.device_count()
-        if nproc > visible:
-            raise ConfigError(f"launch.nproc = {nproc} but {visible} GPU{'s' if visible != 1 else ''} visible"
-                              f"{_listed(environ)}; lower launch.nproc to at most {visible} (one process per GPU)")
-    resolve_backend(launch["backend"], on_cuda)
+    cuda = on_cuda(device_request)
+    if cuda:
+        check_gpu_count(nproc, environ)
+    resolve_backend(launch["backend"], cuda)
     module = [f"--nproc-per-node={nproc}", "-m", "vjepa", *argv]
     if nnodes == 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", *module]
-    return _srun(nnodes, nproc, on_cuda, threads, environ) + [
+    return _srun(nnodes, nproc, cuda, threads, environ) + [
         sys.executable, "-m", "torch.distributed.run", f"--nnodes={nnodes}", "--rdzv-backend=c10d",
         f"--rdzv-endpoint={socket.gethostname()}:{_free_port()}", f"--rdzv-id=vjepa-{environ['SLURM_JOB_ID']}",
         *module]
 
 
-def _srun(nnodes: int, nproc: int, on_cuda: bool, threads: int | None, environ) -> list[str]:
+def _srun(nnodes: int, nproc: int, cuda: bool, threads: int | None, environ) -> list[str]:
     """One task per node of the allocation, with the node's GPUs and CPUs."""
     if not environ.get("SLURM_JOB_ID"):
         raise ConfigError(f"launch.nnodes = {nnodes} needs a SLURM allocation of {nnodes} nodes (SLURM_JOB_ID is "
@@ -82,7 +77,7 @@ def _srun(nnodes: int, nproc: int, on_cuda: bool, threads: int | None, environ) 
     if srun is None:
         raise ConfigError("launch.nnodes > 1 needs SLURM's srun on the PATH, and it is not there")
     cmd = [srun, f"--nodes={nnodes}", f"--ntasks={nnodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
-    if on_cuda:
+    if cuda:
         cmd.append(f"--gres=gpu:{nproc}")
     if threads:
         cmd.append(f"--cpus-per-task={threads}")
@@ -105,7 +100,19 @@ def environment(launch: dict, threads: int | None, environ=os.environ) -> dict:
     return env
 
 
-def _on_cuda(device_request: str) -> bool:
+def check_gpu_count(nproc: int, environ=os.environ) -> None:
+    """One process per GPU: refuse more processes per node than the GPUs this node shows."""
+    import torch
+
+    visible = torch.cuda.device_count()
+    if nproc > visible:
+        raise ConfigError(f"launch.nproc = {nproc} but {visible} GPU{'s' if visible != 1 else ''} visible"
+                          f"{_listed(environ)}; lower launch.nproc (torchrun: --nproc-per-node) to at most "
+                          f"{visible} (one process per GPU)")
+
+
+def on_cuda(device_request: str) -> bool:
+    """Whether `train.device` puts the run on CUDA on this machine."""
     if device_request == "cuda":
         return True
     if device_request != "auto":

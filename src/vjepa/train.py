@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint, distributed
-from .batch import Batch, BatchStream, make_batch, step_seed
+from .batch import Batch, BatchStream, make_batch, seed_step
 from .config import Config
 from .data import load_data_stats, load_split
 from .embed import extract_features_across_ranks, images_to_tensor
@@ -98,8 +98,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             momentum = ema_at(run.step, t.steps, t.ema_start, t.ema_end)
             for group in opt.param_groups:
                 group["lr"] = lr
-            gen.manual_seed(step_seed(cfg.seed, run.step))
-            torch.manual_seed(step_seed(cfg.seed, run.step) + 1)
+            seed_step(gen, cfg.seed, run.step)
             batch = make_batch(images, stream.indices(run.step), cfg, data.stats, sampler, gen)
             out = training_step(forward, model, opt, batch, momentum, t.grad_clip, skip_nonfinite=t.nonfinite == "skip")
             run.step += 1
@@ -422,11 +421,12 @@ def _flush(writer, pending) -> tuple[dict[str, float], tuple[int, list[str]] | N
     if not finite.all():
         i = int(np.argmin(finite.all(axis=1)))
         return {}, (pending[i][0], [k for k, ok in zip(keys, finite[i]) if not ok])
-    for (step, lr, momentum, _), row in zip(pending, stacked if writer is not None else ()):
-        writer.add_scalar("train/lr", lr, step)
-        writer.add_scalar("train/ema_momentum", momentum, step)
-        for k, v in zip(keys, row):
-            writer.add_scalar(f"train/{k}", float(v), step)
+    if writer is not None:  # rank 0's; the others only reduce and check
+        for (step, lr, momentum, _), row in zip(pending, stacked):
+            writer.add_scalar("train/lr", lr, step)
+            writer.add_scalar("train/ema_momentum", momentum, step)
+            for k, v in zip(keys, row):
+                writer.add_scalar(f"train/{k}", float(v), step)
     return {k: float(v) for k, v in zip(keys, stacked[-1])}, None
 
 
