@@ -83,7 +83,7 @@ def test_another_model_size(run, tmp_path, capsys):
 
 def test_incompatible_version(run, tmp_path, capsys):
     err = embed_error(run, tmp_path, capsys, state={**good_state(run), "version": 1})
-    assert "format version 1, this vjepa reads version 4" in err
+    assert "format version 1, this vjepa reads version 5" in err
 
 
 def test_weights_that_do_not_fit_the_config(run, tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_targets_are_layer_normed_teacher_tokens_at_target_positions(model_and_b
 
 def test_loss_backpropagates_to_student_and_predictor_not_teacher(model_and_batch):
     _, model, x, masks = model_and_batch
-    loss, diag, _, cond = model(x, masks)
+    loss, _, diag, _, cond = model(x, masks)
     loss.backward()
     assert {"align", "var", "cov"} <= set(diag)
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0
@@ -73,7 +73,7 @@ def test_cross_view_term_is_added_to_the_head_loss_with_views_paired(params):
     torch.manual_seed(0)
     model = JEPA(cfg)
     masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(6, torch.Generator().manual_seed(0))
-    loss, diag, z, _ = model(torch.randn(6, 3, 16, 16), masks)
+    loss, _, diag, z, _ = model(torch.randn(6, 3, 16, 16), masks)
     assert {"trunk_inv", "trunk_var", "trunk_cov"} <= set(diag) and "trunk_sigreg" not in diag
     p = model.cross_view.projector(z.mean(1)).view(2, 3, -1)
     torch.testing.assert_close(diag["trunk_inv"], F.mse_loss(p[0], p[1]), atol=1e-6, rtol=1e-5)
@@ -88,7 +88,7 @@ def test_paper_trunk_is_the_head_loss_alone(params):
     cfg = resolve(params, "deterministic")
     model = JEPA(cfg)
     masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
-    loss, diag, _, _ = model(torch.randn(4, 3, 16, 16), masks)
+    loss, _, diag, _, _ = model(torch.randn(4, 3, 16, 16), masks)
     assert not any(k.startswith("trunk_") for k in diag)
     assert loss.item() == diag["head_loss"].item()
 
@@ -101,8 +101,8 @@ def test_local_views_enter_the_cross_view_term(params):
     model = JEPA(cfg)
     masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
     x, local = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 8, 8)
-    with_local = model(x, masks, local)[1]["trunk_inv"]
-    without = model(x, masks)[1]["trunk_inv"]
+    with_local = model(x, masks, local)[2]["trunk_inv"]
+    without = model(x, masks)[2]["trunk_inv"]
     assert with_local.item() != pytest.approx(without.item())
     model(x, masks, local)[0].backward()
     assert model.encoder.patch_embed.weight.grad.abs().sum() > 0

@@ -11,7 +11,8 @@ from .errors import CheckpointError
 from .io import atomic_path
 
 FORMAT = "vjepa-checkpoint"
-VERSION = 4  # 2: model.predictor_pass, train.compile; 3: eval.draws, scored_tokens, probe_*; 4: trunk, photometric augment
+VERSION = 5  # 2: model.predictor_pass, train.compile; 3: eval.draws, scored_tokens, probe_*; 4: trunk, photometric
+# augment; 5: trunk.predict_weight, trunk.predict_share
 
 
 def save(path: str | Path, state: dict) -> None:

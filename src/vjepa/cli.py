@@ -112,8 +112,10 @@ def cmd_evaluate(args) -> None:
     cfg, out_dir = _run(args, params)
     emb = Path(args.embeddings) if args.embeddings else out_dir / "embeddings.npz"
     out = Path(args.out) if args.out else out_dir / "metrics.json"
-    ckpt = None if args.knn_only else out_dir / "checkpoint.pt"
-    m = evaluate(emb, out, cfg, checkpoint_path=ckpt, data_dir=args.data_dir, eval_seed=params["seed"])
+    ckpt = out_dir / "checkpoint.pt"  # --knn-only: what training reported, if it was trained; no head metrics
+    m = evaluate(emb, out, cfg, checkpoint_path=ckpt if ckpt.is_file() or not args.knn_only else None,
+                 data_dir=args.data_dir,
+                 eval_seed=params["seed"], score_head=not args.knn_only)
     print(f"{args.head}: kNN top-1 {m['knn_top1']:.4f}, top-5 {m['knn_top5']:.4f} -> {out}")
 
 

@@ -97,6 +97,8 @@ class TrunkConfig:
     covariance_weight: float
     sigreg_weight: float
     sigreg_projections: int
+    predict_weight: float  # the head's masked-token loss (0 = the cross-view term alone: no predictor or head trained)
+    predict_share: float | None  # the masked-token loss's share of the encoder's gradient, held there (None = off)
 
     @property
     def cross_view_on(self) -> bool:
@@ -317,6 +319,13 @@ def _check_ranges(cfg: Config, source: str) -> None:
     if tr.invariance_weight and tr.global_views + tr.local_views < 2:
         bad(f"trunk.invariance_weight = {tr.invariance_weight} needs at least two views of each image, but "
             f"trunk.global_views + trunk.local_views = {tr.global_views + tr.local_views}; add views or set it to 0")
+    if not tr.predict_weight and not tr.cross_view_on:
+        bad("trunk.predict_weight = 0 and every cross-view weight is 0: nothing would train the encoder; "
+            "set trunk.predict_weight > 0 or a cross-view weight (e.g. trunk.invariance_weight)")
+    if tr.predict_share is not None and not (tr.predict_weight and tr.cross_view_on):
+        bad(f"trunk.predict_share = {tr.predict_share} divides the encoder's gradient between the masked-token "
+            "loss and the cross-view term, so it needs both (trunk.predict_weight > 0 and a cross-view weight); "
+            "set it to null")
     if tr.local_views and (tr.local_size % m.patch_size or tr.local_size > d.image_size):
         bad(f"trunk.local_size = {tr.local_size} must be a multiple of model.patch_size = {m.patch_size} and at most "
             f"data.image_size = {d.image_size}")

@@ -33,9 +33,10 @@ def load_embeddings(path: str | Path) -> dict[str, np.ndarray]:
 
 def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
              checkpoint_path: str | Path | None = None, data_dir: str | Path | None = None,
-             eval_seed: int = 0) -> dict:
-    """kNN on the embeddings file, plus the head's held-out distribution metrics when a
-    checkpoint and the data folder are given; writes metrics.json and returns it.
+             eval_seed: int = 0, score_head: bool = True) -> dict:
+    """kNN and probe on the embeddings file; when a checkpoint is given, what training reported
+    (warnings, skipped steps, the loss parts' gradient shares) and, with `score_head` and the data
+    folder, the head's held-out distribution metrics; writes metrics.json and returns it.
     `cfg.seed` is the training run's seed; `eval_seed` fixes the held-out masks and draws, so
     that every run is scored on the same tokens."""
     e = load_embeddings(embeddings_path)
@@ -53,7 +54,7 @@ def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
         "versions": versions(),
     }
     if checkpoint_path is not None:
-        metrics.update(_from_checkpoint(checkpoint_path, Path(data_dir), cfg, eval_seed))
+        metrics.update(_from_checkpoint(checkpoint_path, Path(data_dir) if score_head else None, cfg, eval_seed))
     write_json(out_path, metrics)
     return metrics
 
@@ -73,16 +74,25 @@ def feature_accuracy(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
                       "model": "multinomial logistic regression on standardised features, full-batch L-BFGS"}}
 
 
-def _from_checkpoint(checkpoint_path, data_dir: Path, cfg: Config, eval_seed: int) -> dict:
-    """The head's held-out metrics, and what training reported: warnings (e.g. collapse) and
-    steps skipped as non-finite."""
+def _from_checkpoint(checkpoint_path, data_dir: Path | None, cfg: Config, eval_seed: int) -> dict:
+    """What training reported: warnings (e.g. collapse), steps skipped as non-finite, and the
+    summary of the gradient shares its curve logged; with a data folder, the head's held-out
+    metrics too."""
     from . import checkpoint
-    from .data import load_data_stats, load_split
-    from .head_metrics import head_metrics
-    from .runtime import pick_device
+    from .gradient_share import summary
 
-    state, _, model = checkpoint.load_model(checkpoint_path, cfg)
-    model.to(pick_device(cfg.train.device))
-    images, _ = load_split(data_dir / "processed" / "val.npz")
-    return {"head_metrics": head_metrics(model, images, load_data_stats(data_dir), cfg, seed=eval_seed),
-            "training_warnings": state.get("warnings", []), "skipped_steps": state.get("skipped_steps", [])}
+    if data_dir is None:
+        state = checkpoint.load(checkpoint_path)
+    else:
+        state, _, model = checkpoint.load_model(checkpoint_path, cfg)
+    out = {"training_warnings": state.get("warnings", []), "skipped_steps": state.get("skipped_steps", []),
+           "gradient_share": summary(state.get("curve", []))}
+    if data_dir is not None:
+        from .data import load_data_stats, load_split
+        from .head_metrics import head_metrics
+        from .runtime import pick_device
+
+        model.to(pick_device(cfg.train.device))
+        images, _ = load_split(data_dir / "processed" / "val.npz")
+        out["head_metrics"] = head_metrics(model, images, load_data_stats(data_dir), cfg, seed=eval_seed)
+    return out

@@ -39,6 +39,16 @@ class JEPA(nn.Module):
             self.cross_view.requires_grad_(False)  # every trained parameter to get a gradient)
         self.views = cfg.trunk.global_views
         self.cross_view_on = cfg.trunk.cross_view_on
+        self.predict_weight = cfg.trunk.predict_weight
+        if not self.predict_weight:  # the cross-view term alone: predictor and head take no part in the loss
+            self.predictor.requires_grad_(False)
+            self.head.requires_grad_(False)
+        # trunk.predict_share: the masked-token loss's gradient reaches the encoder times this scale
+        # (vjepa.gradient_share keeps it at the set share); a buffer, so a resumed run goes on with it.
+        if cfg.trunk.predict_share is not None:
+            self.register_buffer("predict_scale", torch.ones(()))
+        else:
+            self.predict_scale = None
 
     @torch.no_grad()
     def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
@@ -53,25 +63,35 @@ class JEPA(nn.Module):
         return self.predictor(z, masks.context, masks.targets), z
 
     def forward(self, views: torch.Tensor, masks: Masks, local: torch.Tensor | None = None):
-        """Training loss, diagnostics, the student's context tokens (for collapse monitoring) and the
-        head's conditioning (for the head's histograms); the last two detached.
+        """Training loss, its weighted parts (with their graphs: `predict`, the head's masked-token loss
+        times trunk.predict_weight, and the cross-view terms inv/var/cov/sigreg; vjepa.gradient_share
+        measures each one's gradient on the encoder), diagnostics, the student's context tokens (for
+        collapse monitoring) and the head's conditioning (for the head's histograms; None when
+        trunk.predict_weight is 0); the last two detached.
 
         `views` are (V·B)×3×H×W, view-major (row v·B + i is view v of image i, V = trunk.global_views),
         with one mask row each; `local` the (L·B) small views in the same order, or None. In a
         distributed run each rank holds a block of those rows (`vjepa.distributed`)."""
-        target = self.targets(views, masks.targets)
-        cond, z = self.conditioning(views, masks)
-        loss, diag = self.head.loss(cond, target)
-        diag = {**diag, "head_loss": loss.detach()}
+        parts, diag, cond = {}, {}, None
+        z = self.encoder(views, masks.context)
+        if self.predict_weight:
+            target = self.targets(views, masks.targets)
+            cond = self.predictor(scale_gradient(z, self.predict_scale), masks.context, masks.targets)
+            head_loss, diag = self.head.loss(cond, target)
+            diag = {**diag, "head_loss": head_loss.detach()}
+            parts["predict"] = head_loss if self.predict_weight == 1 else self.predict_weight * head_loss
+            cond = cond.detach()
+        loss = parts.get("predict")
         if self.cross_view_on:  # over the global batch: every rank's pooled rows (distributed.gather_rows)
             pooled = gather_rows(z.mean(dim=1)).unflatten(0, (self.views, -1))  # V×B×D
             if local is not None:
                 local = gather_rows(self.encoder(local).mean(dim=1))
                 pooled = torch.cat([pooled, local.unflatten(0, (-1, pooled.shape[1]))])
-            extra, terms = self.cross_view(pooled)
-            loss = loss + extra
-            diag = {**diag, **terms}
-        return loss, diag, z.detach(), cond.detach()
+            cross, terms = self.cross_view.weighted_terms(pooled)
+            extra = sum(cross.values(), pooled.new_zeros((), dtype=torch.float32))
+            loss = extra if loss is None else loss + extra
+            parts, diag = {**parts, **cross}, {**diag, **terms}
+        return loss, parts, diag, z.detach(), cond
 
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
@@ -81,6 +101,14 @@ class JEPA(nn.Module):
 
     def trainable_named_parameters(self):
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad and not n.startswith("teacher.")]
+
+
+def scale_gradient(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """x in the forward pass (exactly: x + scale·0); its gradient times `scale` in the backward."""
+    if scale is None:
+        return x
+    d = x.detach()
+    return d + scale * (x - d)
 
 
 def param_groups(model: JEPA, weight_decay: float) -> list[dict]:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, gradient_share
 from .batch import Batch, BatchStream, make_batch, seed_step
 from .config import Config
 from .data import load_data_stats, load_split
@@ -90,6 +90,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
         if world.main:
             checkpoint.save(resume_path, run.checkpoint(cfg, model, opt, data.stats))
 
+    share = Measurements(model, cfg.trunk.predict_share)
     model.train()
     stop = StopRequest().install()
     try:
@@ -100,9 +101,13 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                 group["lr"] = lr
             seed_step(gen, cfg.seed, run.step)
             batch = make_batch(images, stream.indices(run.step), cfg, data.stats, sampler, gen)
-            out = training_step(forward, model, opt, batch, momentum, t.grad_clip, skip_nonfinite=t.nonfinite == "skip")
+            scheduled = run.step % t.log_every == 0  # measure the parts' encoder gradients at these steps
+            out = training_step(forward, model, opt, batch, momentum, t.grad_clip, skip_nonfinite=t.nonfinite == "skip",
+                                measure=scheduled or not share.latest)
+            if not out.dropped:
+                share.record(out.part_norms, first=run.step == 0, scheduled=scheduled)
             run.step += 1
-            scalars = {"loss": out.loss.detach(), "grad_norm": out.grad_norm, **out.diag}
+            scalars = {"loss": out.loss.detach(), "grad_norm": out.grad_norm, **out.diag, **share.latest}
             if out.dropped:
                 run.skip(scalars, say)
             else:
@@ -272,12 +277,13 @@ class ScalarLog:
                                 "lower train.lr, check the data, or set train.nonfinite: skip")
         return values
 
-    def snapshot(self, step: int, model: JEPA, context: torch.Tensor, cond: torch.Tensor, batch_size: int) -> None:
+    def snapshot(self, step: int, model: JEPA, context: torch.Tensor, cond: torch.Tensor | None,
+                 batch_size: int) -> None:
         """Collapse monitors of the student's context tokens, the head's histograms, and throughput."""
         flat = context.reshape(-1, context.shape[-1]).float()
         self.writer.add_scalar("embed/std", flat.std(0).mean().item(), step)
         self.writer.add_scalar("embed/effective_rank", effective_rank(flat), step)
-        if hasattr(model.head, "histograms"):  # e.g. the MDN's sigma and mixture weights
+        if cond is not None and hasattr(model.head, "histograms"):  # e.g. the MDN's sigma and mixture weights
             for name, hist in model.head.histograms(cond).items():
                 self.writer.add_histogram(f"head/{name}", hist.float().cpu(), step)
         now = time.perf_counter()
@@ -319,6 +325,29 @@ def validate(model: JEPA, data: TrainingData, images: torch.Tensor, val_images: 
     model.train()
     return distributed.broadcast({"knn_top1": acc["top1"], "feature_std": float(tr.std(0).mean()),
                                   "val_loss": val_loss, **sample_quality(draw, target)})
+
+
+class Measurements:
+    """The latest measurement of each loss part's gradient on the encoder (`vjepa.gradient_share`),
+    logged with every step's scalars until the next one, and the scale that trunk.predict_share
+    keeps, updated at the scheduled measurements (every train.log_every steps) alone, so that a
+    resumed run, which measures once more on its first step for its logs, trains as one that ran
+    through."""
+
+    def __init__(self, model: JEPA, share: float | None):
+        self.model, self.share = model, share
+        self.latest: dict[str, torch.Tensor] = {}
+
+    def record(self, norms: dict[str, torch.Tensor] | None, *, first: bool, scheduled: bool) -> None:
+        if norms is None:
+            return
+        names = list(norms)  # every rank averages its own measurement: one all-reduce per measurement
+        norms = dict(zip(names, distributed.mean_over_ranks(torch.stack([norms[k] for k in names])).unbind()))
+        if self.share is not None and scheduled:
+            gradient_share.update_scale(self.model.predict_scale, norms, self.share, first)
+        self.latest = gradient_share.scalars(norms)
+        if self.share is not None:
+            self.latest[gradient_share.SCALE] = self.model.predict_scale.detach().clone()
 
 
 class StopRequest:
@@ -375,23 +404,27 @@ class StepResult:
     loss: torch.Tensor
     diag: dict[str, torch.Tensor]
     context: torch.Tensor  # the student's context tokens (detached)
-    cond: torch.Tensor  # the head's conditioning (detached)
+    cond: torch.Tensor | None  # the head's conditioning (detached; None without the masked-token loss)
     grad_norm: torch.Tensor
     dropped: bool  # a non-finite step skipped: weights, optimiser and teacher untouched
+    part_norms: dict[str, torch.Tensor] | None = None  # each loss part's gradient norm on the encoder, if measured
 
 
 def training_step(forward, model: JEPA, opt, batch: Batch, momentum: float, grad_clip: float,
-                  skip_nonfinite: bool = False) -> StepResult:
+                  skip_nonfinite: bool = False, measure: bool = False) -> StepResult:
     """Forward (through `forward`: the model or its compiled version), backward, clip, AdamW, EMA.
     Everything returned stays on the device. With `skip_nonfinite`, a non-finite loss or gradient
-    drops the step (this costs one host sync per step). In a distributed run `batch` is this rank's
-    block of the global batch; gradients and the skip decision are shared by every rank."""
+    drops the step (this costs one host sync per step). With `measure`, each loss part's gradient
+    norm on the encoder is measured first (`gradient_share`; this rank's own, not yet averaged).
+    In a distributed run `batch` is this rank's block of the global batch; gradients and the skip
+    decision are shared by every rank."""
     with distributed.batch_scope(), autocast(batch.views.device):
-        loss, diag, context, cond = forward(batch.views, batch.masks, batch.local)
+        loss, parts, diag, context, cond = forward(batch.views, batch.masks, batch.local)
     opt.zero_grad(set_to_none=True)
+    norms = gradient_share.part_gradient_norms(parts, list(model.encoder.parameters())) if measure else None
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    result = StepResult(loss, diag, context, cond, grad_norm, dropped=False)
+    result = StepResult(loss, diag, context, cond, grad_norm, dropped=False, part_norms=norms)
     if skip_nonfinite and distributed.any_rank(not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))):
         opt.zero_grad(set_to_none=True)
         return dataclasses.replace(result, dropped=True)

@@ -40,6 +40,15 @@ class CrossViewObjective(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """pooled: V×B×D student features, the global views first → (weighted sum, its detached terms)."""
+        parts, diag = self.weighted_terms(pooled)
+        loss = pooled.new_zeros((), dtype=torch.float32)
+        for part in parts.values():
+            loss = loss + part
+        return loss, diag
+
+    def weighted_terms(self, pooled: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """({term: weight × term, with its graph} for every term whose weight is set, {trunk_TERM: the
+        detached unweighted term}); the terms are named inv, var, cov and sigreg."""
         t = self.t
         if pooled.shape[1] < 2 and (t.standardize or t.variance_weight or t.covariance_weight or t.sigreg_weight):
             raise ValueError(f"the cross-view term needs at least 2 images per view for its batch statistics, got "
@@ -47,20 +56,17 @@ class CrossViewObjective(nn.Module):
         z = self.projector(pooled.float())
         if t.standardize:  # per view and dimension over the batch: scale-free terms that shrinking cannot lower
             z = (z - z.mean(dim=1, keepdim=True)) / (z.var(dim=1, keepdim=True) + 1e-6).sqrt()
-        loss, diag = z.new_zeros(()), {}
+        terms: dict[str, tuple[float, torch.Tensor]] = {}
         if t.invariance_weight:
-            diag["inv"] = invariance(z, t.global_views)
-            loss = loss + t.invariance_weight * diag["inv"]
+            terms["inv"] = t.invariance_weight, invariance(z, t.global_views)
         if t.variance_weight:
-            diag["var"] = torch.stack([variance_hinge(v) for v in z]).mean()
-            loss = loss + t.variance_weight * diag["var"]
+            terms["var"] = t.variance_weight, torch.stack([variance_hinge(v) for v in z]).mean()
         if t.covariance_weight:
-            diag["cov"] = torch.stack([covariance_penalty(v) for v in z]).mean()
-            loss = loss + t.covariance_weight * diag["cov"]
+            terms["cov"] = t.covariance_weight, torch.stack([covariance_penalty(v) for v in z]).mean()
         if t.sigreg_weight:
-            diag["sigreg"] = torch.stack([sigreg(v, t.sigreg_projections) for v in z]).mean()
-            loss = loss + t.sigreg_weight * diag["sigreg"]
-        return loss, {f"trunk_{k}": v.detach() for k, v in diag.items()}
+            terms["sigreg"] = t.sigreg_weight, torch.stack([sigreg(v, t.sigreg_projections) for v in z]).mean()
+        return ({k: w * v for k, (w, v) in terms.items()},
+                {f"trunk_{k}": v.detach() for k, (_, v) in terms.items()})
 
 
 def describe(t) -> str:
