@@ -132,13 +132,20 @@ def run_one(name: str, values: dict, seed: int, args, threads: int) -> dict:
     num_classes = _num_classes(args, values)
     row = {"name": name, "seed": seed, "set": values, "params": str(args.params), "num_classes": num_classes,
            "knn_top1": m["knn_top1"], "probe_top1": m["probe_top1"], "step": m["step"],
-           "train_s": round(train_s, 1), "threads": threads,
+           "train_s": round(train_s, 1), "threads": threads, "gradient_share": m.get("gradient_share"),
            "knn_curve": curve.read_text().splitlines() if curve.is_file() else [],
            **feature_diagnostics(run / "embeddings.npz", num_classes, threads)}
     record.write_text(json.dumps(row, indent=1))
     print(f"{name} seed {seed}: kNN {100 * row['knn_top1']:.2f}  probe {100 * row['probe_top1']:.2f}  "
           f"({row['train_s']:.0f} s on {threads} threads)", flush=True)
     return row
+
+
+def _share(row: dict) -> str:
+    """The masked-token loss's mean share of the encoder's gradient over the run's second half, in %
+    (blank for runs measured before the share was)."""
+    g = row.get("gradient_share")
+    return "" if not g else f"{100 * g['predict_share_second_half']:.2g}"
 
 
 def _num_classes(args, values: dict) -> int:
@@ -162,8 +169,8 @@ def table(rows: list[dict], settings: list[dict], ref: dict, budget: dict) -> st
     lines = [f"Budget: {', '.join(f'{k}={v}' for k, v in budget.items()) or 'the params file as is'}; "
              "deterministic head; kNN k=20, T=0.07; probe as in `vjepa evaluate`.", "",
              "| setting | what it changes | seeds | kNN top-1 % | probe top-1 % | kNN whitened % | eff. rank "
-             "| train s (threads) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| masked-token share of the encoder's gradient % | train s (threads) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     by_name: dict[str, list[dict]] = {}
     for r in rows:
         by_name.setdefault(r["name"], []).append(r)
@@ -174,13 +181,15 @@ def table(rows: list[dict], settings: list[dict], ref: dict, budget: dict) -> st
         fmt = lambda key: " / ".join(f"{100 * r[key]:.2f}" for r in rs)
         fmt_s = lambda rs: " / ".join(f"{r['train_s']:.0f}" for r in rs)
         rank = " / ".join(f"{r.get('effective_rank', float('nan')):.1f}" for r in rs)
+        share = " / ".join(_share(r) for r in rs)
         lines.append(f"| {s['name']} | {what[s['name']]} | {', '.join(str(r['seed']) for r in rs)} | {fmt('knn_top1')} "
-                     f"| {fmt('probe_top1')} | {fmt('knn_top1_whitened')} | {rank} | {fmt_s(rs)} ({rs[0]['threads']}) |")
+                     f"| {fmt('probe_top1')} | {fmt('knn_top1_whitened')} | {rank} | {share} "
+                     f"| {fmt_s(rs)} ({rs[0]['threads']}) |")
     for key, label in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
         r = ref.get(key, {})
         if r:
             lines.append(f"| {label} | floor | | {100 * r['top1']:.2f} | {100 * r.get('probe_top1', float('nan')):.2f} "
-                         "| | | |")
+                         "| | | | |")
     return "\n".join(lines) + "\n"
 
 

@@ -163,3 +163,58 @@ def test_registry_builds_every_head():
         assert head.point(torch.randn(2, 3, 8)).shape == (2, 3, 12)
     with pytest.raises(KeyError, match="unknown head"):
         build_head("nope", 8, 12, {})
+
+
+def _theta(*rows):
+    """view_theta of crop rows (cx, cy, w, h, sign), no rotation."""
+    from vjepa.augment import view_theta
+
+    return view_theta(torch.tensor([[*r, 0.0] for r in rows]))
+
+
+def _normed(r, n, d):
+    torch.manual_seed(0)
+    return F.layer_norm(torch.randn(r, n, d), (d,))
+
+
+def test_other_view_tokens_of_the_same_crop_are_its_own_and_of_the_mirror_are_mirrored():
+    from vjepa.jepa import other_view_tokens
+
+    g, d = 4, 8
+    h = _normed(4, g * g, d)  # 2 views x 2 images, view-major
+    same = other_view_tokens(h, _theta(*[(0.5, 0.5, 0.6, 0.6, 1.0)] * 4), g, 2)
+    torch.testing.assert_close(same[:2], h[2:], atol=1e-4, rtol=0)  # view 0's targets: view 1's tokens
+    torch.testing.assert_close(same[2:], h[:2], atol=1e-4, rtol=0)  # and the last view's: the first's
+    mirrored = other_view_tokens(h, _theta((0.5, 0.5, 0.6, 0.6, 1.0), (0.4, 0.3, 0.5, 0.7, 1.0),
+                                           (0.5, 0.5, 0.6, 0.6, -1.0), (0.4, 0.3, 0.5, 0.7, -1.0)), g, 2)
+    flip = lambda t: t.view(-1, g, g, d).flip(2).reshape(-1, g * g, d)
+    torch.testing.assert_close(mirrored[:2], flip(h[2:]), atol=1e-4, rtol=0)
+
+
+def test_other_view_tokens_interpolate_inside_the_other_view_and_keep_their_own_outside():
+    from vjepa.jepa import other_view_tokens
+
+    g, d = 4, 8
+    h = _normed(2, g * g, d)  # view 0: the whole image; view 1: its right half (full height)
+    out = other_view_tokens(h, _theta((0.5, 0.5, 1.0, 1.0, 1.0), (0.75, 0.5, 0.5, 1.0, 1.0)), g, 2)[0].view(g, g, d)
+    own, other = h[0].view(g, g, d), h[1].view(g, g, d)
+    torch.testing.assert_close(out[:, :2], own[:, :2])  # the left half is outside view 1
+    # Column 2 (x = 0.25) is x = -0.5 in view 1: halfway between its columns 0 and 1 (centres at
+    # -0.75 and -0.25); column 3 (0.75) is 0.5 there: halfway between columns 2 and 3; then layer-normed.
+    for col, (a, b) in ((2, (0, 1)), (3, (2, 3))):
+        torch.testing.assert_close(out[:, col], F.layer_norm((other[:, a] + other[:, b]) / 2, (d,)), atol=1e-5, rtol=0)
+
+
+def test_target_view_other_trains_and_needs_two_views(params, digits_dir, tmp_path):
+    from vjepa.config import validate
+    from vjepa.errors import ConfigError
+    from vjepa.train import train
+
+    params = tiny(params)
+    params["trunk"]["target_view"] = "other"
+    params["train"].update(eval_every=0)
+    cfg = resolve(params, "mdn")
+    assert train(cfg, digits_dir, tmp_path, progress=False)["step"] == 6
+    one = {**params, "trunk": {**params["trunk"], "global_views": 1, "invariance_weight": 0.0}}
+    with pytest.raises(ConfigError, match="target_view = other .* trunk.global_views = 1"):
+        validate(one)

@@ -73,12 +73,13 @@ def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
     return (images.float() - mean) / std
 
 
-def _warp(x: torch.Tensor, p: torch.Tensor, size: int) -> torch.Tensor:
-    """Each image to its crop (bilinear), mirrored where sign < 0 and rotated by `angle` when the
-    rows have that column: N×C×size×size."""
-    n = x.shape[0]
+def view_theta(p: torch.Tensor) -> torch.Tensor:
+    """N×2×3 affine maps (as `F.affine_grid` takes them) from a view's normalised coordinates
+    ([-1, 1], align_corners=False) to the image's: crop, mirror where sign < 0, rotation by
+    `angle` when the rows have that column."""
+    n = p.shape[0]
     scale = torch.stack([p[:, W] * p[:, SIGN], p[:, H]], dim=1)  # crop width, negative to mirror
-    theta = torch.zeros(n, 2, 3, device=x.device)
+    theta = torch.zeros(n, 2, 3, device=p.device)
     if p.shape[1] > ANGLE:
         cos, sin = p[:, ANGLE].cos(), p[:, ANGLE].sin()
         theta[:, 0, 0], theta[:, 0, 1] = cos * scale[:, 0], -sin * scale[:, 1]
@@ -87,7 +88,13 @@ def _warp(x: torch.Tensor, p: torch.Tensor, size: int) -> torch.Tensor:
         theta[:, 0, 0], theta[:, 1, 1] = scale[:, 0], scale[:, 1]
     theta[:, 0, 2] = p[:, CX] * 2 - 1
     theta[:, 1, 2] = p[:, CY] * 2 - 1
-    grid = F.affine_grid(theta, (n, x.shape[1], size, size), align_corners=False)
+    return theta
+
+
+def _warp(x: torch.Tensor, p: torch.Tensor, size: int) -> torch.Tensor:
+    """Each image to its view (`view_theta`, bilinear): N×C×size×size."""
+    n = x.shape[0]
+    grid = F.affine_grid(view_theta(p), (n, x.shape[1], size, size), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 

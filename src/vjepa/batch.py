@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 
 from . import distributed
-from .augment import render_views, view_params
+from .augment import render_views, view_params, view_theta
 from .config import Config
 from .masks import Masks, MultiBlockMaskSampler
 
@@ -49,6 +49,7 @@ class Batch(NamedTuple):
     views: torch.Tensor  # (V·B)×3×S×S normalised global views, view-major (this rank's rows of them)
     masks: Masks  # one context/target row per global view
     local: torch.Tensor | None  # (L·B)×3×s×s small views, or None (this rank's rows)
+    geometry: torch.Tensor | None = None  # (V·B)×2×3 view-to-image maps of every global view (trunk.target_view: other)
 
 
 def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict,
@@ -61,6 +62,7 @@ def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict
     params = view_params(b * t.global_views, a, a.crop_scale, gen)
     masks = sampler(b * t.global_views, gen)
     local_params = view_params(b * t.local_views, a, t.local_crop_scale, gen) if t.local_views else None
+    geometry = view_theta(params).to(device) if t.target_view == "other" else None  # all ranks' rows
     rows = torch.arange(b * t.global_views)[distributed.shard(b * t.global_views)]
     masks, params, picks = Masks(*(m[rows] for m in masks)), params[rows], idx[rows % b]
     if device.type == "cuda":
@@ -73,4 +75,4 @@ def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict
         rows = torch.arange(b * t.local_views)[distributed.shard(b * t.local_views)]
         local = render_views(images[idx[rows % b].to(device, non_blocking=True)], local_params[rows],
                              t.local_size, mean, std)
-    return Batch(views, masks, local)
+    return Batch(views, masks, local, geometry)

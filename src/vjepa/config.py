@@ -99,6 +99,7 @@ class TrunkConfig:
     sigreg_projections: int
     predict_weight: float  # the head's masked-token loss (0 = the cross-view term alone: no predictor or head trained)
     predict_share: float | None  # the masked-token loss's share of the encoder's gradient, held there (None = off)
+    target_view: str  # own: a view's targets are its own teacher tokens; other: the next view's, where they overlap
 
     @property
     def cross_view_on(self) -> bool:
@@ -326,6 +327,9 @@ def _check_ranges(cfg: Config, source: str) -> None:
         bad(f"trunk.predict_share = {tr.predict_share} divides the encoder's gradient between the masked-token "
             "loss and the cross-view term, so it needs both (trunk.predict_weight > 0 and a cross-view weight); "
             "set it to null")
+    if tr.target_view == "other" and tr.global_views < 2:
+        bad("trunk.target_view = other predicts the teacher's tokens of another view of the same image, but "
+            f"trunk.global_views = {tr.global_views}; set trunk.global_views >= 2 or trunk.target_view: own")
     if tr.local_views and (tr.local_size % m.patch_size or tr.local_size > d.image_size):
         bad(f"trunk.local_size = {tr.local_size} must be a multiple of model.patch_size = {m.patch_size} and at most "
             f"data.image_size = {d.image_size}")

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import Config
-from .distributed import gather_rows
+from .distributed import gather_rows, shard
 from .heads import Head, build_head
 from .masks import Masks
 from .trunk import CrossViewObjective
@@ -38,6 +38,7 @@ class JEPA(nn.Module):
         if not cfg.trunk.cross_view_on:  # its projector takes no part in the loss: not trained (and DDP needs
             self.cross_view.requires_grad_(False)  # every trained parameter to get a gradient)
         self.views = cfg.trunk.global_views
+        self.target_view = cfg.trunk.target_view
         self.cross_view_on = cfg.trunk.cross_view_on
         self.predict_weight = cfg.trunk.predict_weight
         if not self.predict_weight:  # the cross-view term alone: predictor and head take no part in the loss
@@ -51,10 +52,16 @@ class JEPA(nn.Module):
             self.predict_scale = None
 
     @torch.no_grad()
-    def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
-        """Layer-normed (no affine) teacher tokens at the target positions: B×(M·Nt)×D."""
+    def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor, geometry: torch.Tensor | None = None) -> torch.Tensor:
+        """Layer-normed (no affine) teacher tokens at the target positions: B×(M·Nt)×D. With
+        trunk.target_view = other (`geometry`: every global view's view-to-image map), each view's
+        targets are the next view's tokens at the same points of the image (`other_view_tokens`);
+        without `geometry` (held-out scoring: one view per image) its own."""
         h = self.teacher(images)
         h = F.layer_norm(h, h.shape[-1:])
+        if self.target_view == "other" and geometry is not None:
+            rows = torch.arange(len(geometry), device=h.device)[shard(len(geometry))]
+            h = other_view_tokens(gather_rows(h), geometry, self.encoder.grid, self.views)[rows]
         return gather_tokens(h, tgt_idx.flatten(1))
 
     def conditioning(self, images: torch.Tensor, masks: Masks) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,7 +69,8 @@ class JEPA(nn.Module):
         z = self.encoder(images, masks.context)
         return self.predictor(z, masks.context, masks.targets), z
 
-    def forward(self, views: torch.Tensor, masks: Masks, local: torch.Tensor | None = None):
+    def forward(self, views: torch.Tensor, masks: Masks, local: torch.Tensor | None = None,
+                geometry: torch.Tensor | None = None):
         """Training loss, its weighted parts (with their graphs: `predict`, the head's masked-token loss
         times trunk.predict_weight, and the cross-view terms inv/var/cov/sigreg; vjepa.gradient_share
         measures each one's gradient on the encoder), diagnostics, the student's context tokens (for
@@ -70,12 +78,13 @@ class JEPA(nn.Module):
         trunk.predict_weight is 0); the last two detached.
 
         `views` are (V·B)×3×H×W, view-major (row v·B + i is view v of image i, V = trunk.global_views),
-        with one mask row each; `local` the (L·B) small views in the same order, or None. In a
-        distributed run each rank holds a block of those rows (`vjepa.distributed`)."""
+        with one mask row each; `local` the (L·B) small views in the same order, or None; `geometry`
+        the global batch's view-to-image maps (trunk.target_view: other). In a distributed run each
+        rank holds a block of those rows (`vjepa.distributed`)."""
         parts, diag, cond = {}, {}, None
         z = self.encoder(views, masks.context)
         if self.predict_weight:
-            target = self.targets(views, masks.targets)
+            target = self.targets(views, masks.targets, geometry)
             cond = self.predictor(scale_gradient(z, self.predict_scale), masks.context, masks.targets)
             head_loss, diag = self.head.loss(cond, target)
             diag = {**diag, "head_loss": head_loss.detach()}
@@ -101,6 +110,28 @@ class JEPA(nn.Module):
 
     def trainable_named_parameters(self):
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad and not n.startswith("teacher.")]
+
+
+def other_view_tokens(tokens: torch.Tensor, theta: torch.Tensor, grid: int, views: int) -> torch.Tensor:
+    """For every row of a view-major batch of token grids (R×N×D, R = views × images, tokens layer
+    normed) the tokens of the next view of the same image (view v+1, the last view's next being the
+    first) at the image points of this view's patch centres, found through both views' view-to-image
+    maps `theta` (R×2×3, `augment.view_theta`), bilinear between that view's patch centres and
+    layer-normed again; a point that lies outside the other view keeps this view's own token."""
+    r, n, d = tokens.shape
+    other = (torch.arange(r, device=tokens.device) + r // views) % r
+    c = (2 * torch.arange(grid, device=tokens.device, dtype=theta.dtype) + 1) / grid - 1  # patch centres
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    centres = torch.stack([x.flatten(), y.flatten(), torch.ones(n, device=tokens.device, dtype=theta.dtype)], 1)
+    points = centres @ theta.transpose(1, 2)  # R×N×2 in the image's coordinates
+    a, t = theta[other, :, :2], theta[other, :, 2]
+    there = torch.linalg.solve(a, (points - t[:, None]).transpose(1, 2)).transpose(1, 2)  # in the other view's
+    inside = (there.abs() <= 1).all(-1)
+    maps = tokens[other].transpose(1, 2).reshape(r, d, grid, grid).float()
+    sampled = F.grid_sample(maps, there[:, :, None].float(), mode="bilinear", padding_mode="border",
+                            align_corners=False)[..., 0].transpose(1, 2)  # R×N×D
+    sampled = F.layer_norm(sampled, (d,)).to(tokens.dtype)
+    return torch.where(inside[..., None], sampled, tokens)
 
 
 def scale_gradient(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:

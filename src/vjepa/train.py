@@ -419,7 +419,7 @@ def training_step(forward, model: JEPA, opt, batch: Batch, momentum: float, grad
     In a distributed run `batch` is this rank's block of the global batch; gradients and the skip
     decision are shared by every rank."""
     with distributed.batch_scope(), autocast(batch.views.device):
-        loss, parts, diag, context, cond = forward(batch.views, batch.masks, batch.local)
+        loss, parts, diag, context, cond = forward(batch.views, batch.masks, batch.local, batch.geometry)
     opt.zero_grad(set_to_none=True)
     norms = gradient_share.part_gradient_norms(parts, list(model.encoder.parameters())) if measure else None
     loss.backward()
