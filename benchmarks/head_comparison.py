@@ -65,10 +65,16 @@ def table(summary: dict, heads: list[str], times: dict) -> str:
     for key, label in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
         f = summary["reference"][key]
         lines.append(f"| {label} | {pct(f['top1'])} | {pct(f['probe_top1'])} | |")
-    significant = [f"{c['a']} vs {c['b']} ({key.split('_')[0]}): {100 * c['diff']:+.2f} points, p = {c['p']:.3f}"
-                   for key, pairs in summary["comparison"].items() for c in pairs
-                   if c.get("p") is not None and c["p"] < 0.05]
-    lines += ["", "Paired differences with p < 0.05 (uncorrected): " + ("; ".join(significant) or "none")]
+    v = summary["verdicts"]["knn_top1"]
+    lines += ["", f"Verdicts on kNN top-1 (a against b; paired t-test Holm-corrected over {len(v['pairs'])} pairs, "
+              f"equivalence within ±{v['margin_points']:g} points by two one-sided tests, alpha {v['alpha']:g}):", "",
+              "| a | b | a − b per seed (points) | mean | p (Holm) | p (equivalence) | verdict | seeds to resolve |",
+              "|---|---|---|---|---|---|---|---|"]
+    num = lambda x, f: "" if x is None else format(x, f)
+    for c in v["pairs"]:
+        lines.append(f"| {c['a']} | {c['b']} | {' / '.join(f'{d:+.2f}' for d in c['diffs'])} | {num(c['mean'], '+.2f')} "
+                     f"| {num(c['p_holm'], '.3f')} | {num(c['p_equiv'], '.3f')} | {c['verdict']} "
+                     f"| {num(c['seeds_to_resolve'], 'd')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -105,6 +111,8 @@ def main(argv=None) -> int:
             vjepa(["reference", *common], log)
         vjepa(["summarize", *common, "--tex-dir", str(args.out / "tex")], log)
     summary = json.loads((args.out / "metrics.json").read_text())
+    for key, name in (("knn_top1", "verdict.json"), ("probe_top1", "verdict_probe.json")):
+        (args.out / name).write_text(json.dumps(summary["verdicts"][key], indent=1))
     (args.out / "table.md").write_text(table(summary, heads, {(r["head"], r["seed"]): r["train_s"] for r in done}))
     print((args.out / "table.md").read_text())
     return 0

@@ -71,27 +71,23 @@ def vjepa(args: list[str], log) -> None:
 
 
 def feature_diagnostics(embeddings: Path, num_classes: int, threads: int) -> dict:
-    """How the frozen features are spread, beside what kNN makes of them: the effective rank of
-    the centred training features (exp entropy of their normalised singular values) and the kNN
-    top-1 on PCA-whitened features (every direction given unit variance). A large gap between
-    whitened and plain kNN means a few directions dominate the cosine similarities."""
+    """The effective rank and the whitened kNN of a run's features (`vjepa.evaluate.feature_spread`,
+    k = 20, T = 0.07), for rows whose metrics.json predates them."""
     sys.path.insert(0, str(ROOT / "src"))
+    from types import SimpleNamespace
+
     import numpy as np
     import torch
 
-    from vjepa.knn import knn_accuracy
-    from vjepa.regularizers import effective_rank
+    from vjepa.evaluate import feature_spread
 
     torch.set_num_threads(threads)
     with np.load(embeddings) as f:
         tr, va, ytr, yva = (f[k] for k in ("train_features", "val_features", "train_labels", "val_labels"))
-    mean = tr.mean(0)
-    eig, vec = np.linalg.eigh(np.cov((tr - mean).T))
-    white = vec / np.sqrt(np.maximum(eig, 1e-6 * eig.max()))
-    acc = knn_accuracy(torch.from_numpy((tr - mean) @ white).float(), ytr,
-                       torch.from_numpy((va - mean) @ white).float(), yva, k=20, temperature=0.07,
-                       num_classes=num_classes)
-    return {"effective_rank": round(effective_rank(torch.from_numpy(tr)), 2), "knn_top1_whitened": acc["top1"]}
+    cfg = SimpleNamespace(eval=SimpleNamespace(knn_k=20, knn_temperature=0.07),
+                          data=SimpleNamespace(num_classes=num_classes))
+    spread = feature_spread(tr, ytr, va, yva, cfg)
+    return {**spread, "effective_rank": round(spread["effective_rank"], 2)}
 
 
 def finished(folder: Path, values: dict, args, threads: int) -> dict | None:
@@ -134,7 +130,7 @@ def run_one(name: str, values: dict, seed: int, args, threads: int) -> dict:
            "knn_top1": m["knn_top1"], "probe_top1": m["probe_top1"], "step": m["step"],
            "train_s": round(train_s, 1), "threads": threads, "gradient_share": m.get("gradient_share"),
            "knn_curve": curve.read_text().splitlines() if curve.is_file() else [],
-           **feature_diagnostics(run / "embeddings.npz", num_classes, threads)}
+           "knn_top1_whitened": m["knn_top1_whitened"], "effective_rank": round(m["effective_rank"], 2)}
     record.write_text(json.dumps(row, indent=1))
     print(f"{name} seed {seed}: kNN {100 * row['knn_top1']:.2f}  probe {100 * row['probe_top1']:.2f}  "
           f"({row['train_s']:.0f} s on {threads} threads)", flush=True)

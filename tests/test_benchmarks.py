@@ -103,6 +103,8 @@ def test_trunk_sweep_trains_each_setting_once_and_writes_the_table(tmp_path, dig
     for r in table["rows"]:
         assert 0 <= r["knn_top1"] <= 1 and 0 <= r["probe_top1"] <= 1 and 0 <= r["knn_top1_whitened"] <= 1
         assert r["step"] == 3 and r["effective_rank"] >= 1
+    shares = {r["name"]: r["gradient_share"]["predict_share"] for r in table["rows"]}
+    assert shares["paper"] == 1.0 and 0 < shares["two-views"] < 1  # the masked-token loss alone, or beside a term
     assert {"raw_pixels", "random_init"} <= set(table["floors"])
     md = out.with_suffix(".md").read_text()
     assert "| paper |" in md and "| two-views |" in md and "| raw pixels | floor |" in md
@@ -128,6 +130,13 @@ def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_pa
     ckpt = _torch.load(out / "heads" / "mdn" / "seed1" / "checkpoint.pt", weights_only=True)
     assert ckpt["config"]["trunk"]["global_views"] == 1 and ckpt["config"]["trunk"]["invariance_weight"] == 0.0
     assert "| mdn |" in (out / "table.md").read_text() and (out / "tex" / "table1.tex").is_file()
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["metric"] == "knn_top1" and verdict["seeds"] == [0, 1] and len(verdict["pairs"]) == 1
+    pair = verdict["pairs"][0]
+    assert (pair["a"], pair["b"]) == ("deterministic", "mdn") and len(pair["diffs"]) == 2
+    assert pair["verdict"] in {"better", "worse", "equivalent", "unresolved"}
+    assert json.loads((out / "verdict_probe.json").read_text())["metric"] == "probe_top1"
+    assert "| deterministic | mdn |" in (out / "table.md").read_text()
 
 
 def test_ddp_benchmark_runs_both_world_sizes_on_one_global_batch(tmp_path):

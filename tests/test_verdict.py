@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vjepa.summarize import paired_t_pvalue
-from vjepa.verdict import equivalence_pvalue, holm, pair_verdicts, seeds_to_resolve, verdict_file
+from vjepa.verdict import equivalence_pvalue, paired_t_pvalue, holm, pair_verdicts, seeds_to_resolve, verdict_file
 
 
 def study(**diffs_to_base):

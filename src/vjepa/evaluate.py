@@ -43,6 +43,7 @@ def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
     metrics = {
         "head": cfg.head_name,
         **feature_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"], cfg),
+        **feature_spread(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"], cfg),
         "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "metric": "cosine",
                 "vote": "exp(sim/T)", "features": "mean-pooled student tokens"},
         "n_train": int(len(e["train_labels"])),
@@ -72,6 +73,25 @@ def feature_accuracy(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
             "probe": {"train_top1": probe["train_top1"], "lbfgs_iterations": probe["steps"],
                       "max_iterations": cfg.eval.probe_steps, "weight_decay": cfg.eval.probe_weight_decay,
                       "model": "multinomial logistic regression on standardised features, full-batch L-BFGS"}}
+
+
+def feature_spread(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
+    """How the frozen features are spread, beside what kNN makes of them: the effective rank of the
+    centred training features (exp entropy of their normalised singular values) and the kNN top-1
+    on PCA-whitened features (every direction given unit variance; the collapse-robust kNN). A large
+    gap between whitened and plain kNN means a few directions dominate the cosine similarities."""
+    import torch
+
+    from .regularizers import effective_rank
+
+    tr, va = np.asarray(train_x, dtype=np.float64), np.asarray(val_x, dtype=np.float64)
+    mean = tr.mean(0)
+    eig, vec = np.linalg.eigh(np.cov((tr - mean).T))
+    white = vec / np.sqrt(np.maximum(eig, 1e-6 * eig.max()))
+    acc = knn_accuracy(torch.from_numpy((tr - mean) @ white).float(), train_y,
+                       torch.from_numpy((va - mean) @ white).float(), val_y, k=cfg.eval.knn_k,
+                       temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
+    return {"knn_top1_whitened": acc["top1"], "effective_rank": effective_rank(torch.from_numpy(tr).float())}
 
 
 def _from_checkpoint(checkpoint_path, data_dir: Path | None, cfg: Config, eval_seed: int) -> dict:

@@ -11,6 +11,7 @@ from .config import resolve
 from .errors import DataError
 from .io import atomic_path, run_dir, write_json
 from .runtime import versions
+from .verdict import paired_t_pvalue, verdict_file
 
 DISPLAY_NAMES = {
     "deterministic": "Deterministic (I-JEPA)",
@@ -59,6 +60,8 @@ def summarize(params: dict, results_dir: str | Path, out_json: str | Path, tex_d
     ref = _read(results_dir / "reference" / "metrics.json", "run `vjepa reference` first")
     summary = {"data": params["data"]["source"], "seeds": list(params["seeds"]), "heads": rows,
                "comparison": {key: paired_comparison(rows, key) for key in ("knn_top1", "probe_top1")},
+               "verdicts": {key: verdict_file({h: {s: r[key] for s, r in rows[h]["per_seed"].items()} for h in rows
+                                               if rows[h][key] is not None}, key) for key in ("knn_top1", "probe_top1")},
                "reference": {"raw_pixels": ref["raw_pixels"], "random_init": ref["random_init"]},
                "n_train": ref["n_train"], "n_val": ref["n_val"], "seed": params["seed"], "versions": versions()}
     write_json(out_json, summary)
@@ -92,18 +95,6 @@ def mean_std(values: list) -> tuple[float | None, float | None]:
         return None, None
     a = np.asarray(values, dtype=float)
     return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else None)
-
-
-def paired_t_pvalue(diffs: np.ndarray) -> float:
-    """Two-sided p-value of the paired t-test that the differences' mean is 0. Differences equal up
-    to rounding (no spread) give 0 unless they are all 0 (then 1)."""
-    from scipy import stats
-
-    mean, sd = float(diffs.mean()), float(diffs.std(ddof=1))
-    if sd <= 1e-9 * max(1.0, abs(mean)):
-        return float(abs(mean) <= 1e-12)
-    t = mean / (sd / np.sqrt(len(diffs)))
-    return float(2 * stats.t.sf(abs(t), len(diffs) - 1))
 
 
 def paired_comparison(rows: dict, key: str, alpha: float = 0.05) -> list[dict]:
