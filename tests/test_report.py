@@ -75,3 +75,29 @@ def test_pdf_appears_only_when_the_build_succeeds(tmp_path):
     with pytest.raises(VJepaError, match="latexmk failed"):
         build_pdf(bad)
     assert not (tmp_path / "bad.pdf").exists()
+
+
+def test_trunk_section_prints_the_sweep_and_the_controls_with_their_shares(params, tmp_path):
+    import json
+
+    from vjepa.report import trunk_tex
+
+    row = lambda name, seed, share: {"name": name, "seed": seed, "knn_top1": 0.9, "probe_top1": 0.95,
+                                     "knn_top1_whitened": 0.93, "effective_rank": 12.3, "train_s": 60.0,
+                                     "gradient_share": share and {"predict_share_second_half": share}}
+    floors = {"raw_pixels": {"top1": 0.97, "probe_top1": 0.96}, "random_init": {"top1": 0.65, "probe_top1": 0.91}}
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "trunk_sweep_digits.json").write_text(json.dumps(
+        {"budget": {"train.steps": 250}, "what": {"a": "x"}, "rows": [row("a", 0, None)], "floors": floors}))
+    text = trunk_tex(params, tmp_path / "sweeps", tmp_path / "studies")
+    assert r"\label{tab:trunk}" in text and "tab:controls" not in text and "90.00 & 95.00 & 93.00 & 12.3 & --" in text
+    (tmp_path / "studies" / "controls-digits").mkdir(parents=True)
+    (tmp_path / "studies" / "controls-digits" / "table.json").write_text(json.dumps(
+        {"budget": {"train.eval_every": 0}, "what": {"cross-view-alone": "no head", "today": "as is"},
+         "rows": [row("cross-view-alone", 0, 0.0), row("today", 0, 0.0004), row("today", 1, 0.5)], "floors": floors}))
+    text = trunk_tex(params, tmp_path / "sweeps", tmp_path / "studies")
+    assert r"\label{tab:controls}" in text and "cross-view-alone & no head" in text
+    assert "today & as is & 90.00 / 90.00 & 95.00 / 95.00 & 93.00 / 93.00 & 12.3 / 12.3 & 0.04 / 50 & 60" in text
+    params["trunk"].update(predict_share=0.5, target_view="other")
+    text = trunk_tex(params, tmp_path / "sweeps", tmp_path / "studies")
+    assert "held at 50\\% of the encoder's gradient" in text and "tokens of the next view of the image" in text

@@ -28,6 +28,7 @@ from .summarize import DISPLAY_NAMES
 from .trunk import describe
 
 SWEEPS_DIR = Path("benchmarks/results")  # trunk_sweep_<data.source>.json, written by benchmarks/trunk_sweep.py
+STUDIES_DIR = Path("results/studies")  # controls-<data.source>/table.json: the objective's parts (trunk_sweep.py)
 GPU_DIR = Path("results/gpu")  # DATE-DEVICE/table1.json, written by scripts/gpu_study.sh --record
 
 LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
@@ -66,8 +67,9 @@ def setup_tex(params: dict) -> str:
     return "\n".join(rows)
 
 
-def trunk_tex(params: dict, sweeps_dir: Path = SWEEPS_DIR) -> str:
-    """The trunk this run used, in words, and the trunk sweep on its data source when one is recorded."""
+def trunk_tex(params: dict, sweeps_dir: Path = SWEEPS_DIR, studies_dir: Path = STUDIES_DIR) -> str:
+    """The trunk this run used, in words, the trunk sweep on its data source when one is recorded,
+    and the controls of the objective's parts (results/studies/controls-SOURCE/) when recorded."""
     cfg = resolve(params, None)
     a = cfg.augment
     photometric = [f"colour jitter {a.color_jitter:g} (p {a.color_prob:g})" if a.color_jitter else "",
@@ -82,28 +84,46 @@ def trunk_tex(params: dict, sweeps_dir: Path = SWEEPS_DIR) -> str:
     if not path.is_file():
         lines.append(f"No trunk sweep is recorded for this data source (\\texttt{{{tex_escape(path)}}}).")
         return "\n".join(lines) + "\n"
-    sweep = json.loads(path.read_text())
+    lines += sweep_table(json.loads(path.read_text()), path, "tab:trunk",
+                         "Table~\\ref{tab:trunk} compares trunks on this data source: the deterministic head trained "
+                         "under each setting at one fixed budget.", "Trunk sweep")
+    controls = Path(studies_dir) / f"controls-{params['data']['source']}" / "table.json"
+    if controls.is_file():
+        lines += ["", *sweep_table(json.loads(controls.read_text()), controls, "tab:controls",
+                                   "Table~\\ref{tab:controls} takes the objective apart on this data source: which part "
+                                   "teaches the encoder, with the masked-token loss's measured share of the encoder's "
+                                   "gradient (mean over the second half of training).", "Controls")]
+    return "\n".join(lines) + "\n"
+
+
+def sweep_table(sweep: dict, path: Path, label: str, intro: str, title: str) -> list[str]:
+    """A trunk sweep's table (`benchmarks/trunk_sweep.py`'s JSON) as LaTeX: kNN, probe, whitened kNN,
+    effective rank and masked-token share per setting, one value per seed, and the floors."""
     budget = ", ".join(f"\\texttt{{{tex_escape(k)}}}={tex_escape(v)}" for k, v in sweep["budget"].items()
                        if not k.startswith(("trunk.", "augment.")))
     by_name: dict[str, list[dict]] = {}
     for r in sweep["rows"]:
         by_name.setdefault(r["name"], []).append(r)
-    fmt = lambda rs, k: " / ".join(f"{100 * r[k]:.2f}" for r in rs)
+    fmt = lambda rs, k, scale=100, f=".2f": " / ".join(format(scale * r[k], f) if r.get(k) is not None else "--"
+                                                       for r in rs)
+    share = lambda rs: " / ".join(f"{100 * r['gradient_share']['predict_share_second_half']:.2g}"
+                                  if r.get("gradient_share") else "--" for r in rs)
     rows = [f"{tex_escape(n)} & {tex_escape(sweep.get('what', {}).get(n, ''))} & {fmt(rs, 'knn_top1')} & "
-            f"{fmt(rs, 'probe_top1')} & {rs[0]['train_s']:.0f} \\\\" for n, rs in by_name.items()]
-    for key, label in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
+            f"{fmt(rs, 'probe_top1')} & {fmt(rs, 'knn_top1_whitened')} & {fmt(rs, 'effective_rank', 1, '.1f')} & "
+            f"{share(rs)} & {rs[0]['train_s']:.0f} \\\\" for n, rs in by_name.items()]
+    for key, label_ in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
         f = sweep.get("floors", {}).get(key)
         if f:
-            rows.append(f"{label} & floor & {100 * f['top1']:.2f} & {100 * f['probe_top1']:.2f} & \\\\")
-    lines += ["Table~\\ref{tab:trunk} compares trunks on this data source: the deterministic head trained under "
-              "each setting at one fixed budget.", "", r"\begin{table}[htbp]", r"\centering",
-              f"\\caption{{Trunk sweep: the deterministic head under each trunk setting at one budget ({budget}), "
-              f"from \\texttt{{{tex_escape(path)}}} (\\texttt{{benchmarks/trunk\\_sweep.py}}). Top-1 in \\%, "
-              "one value per training seed; training seconds of the first seed.}",
-              r"\label{tab:trunk}", r"\resizebox{\textwidth}{!}{\begin{tabular}{llrrr}", r"\toprule",
-              r"Setting & What it changes & kNN & Probe & Train s \\", r"\midrule", *rows, r"\bottomrule",
-              r"\end{tabular}}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+            rows.append(f"{label_} & floor & {100 * f['top1']:.2f} & {100 * f['probe_top1']:.2f} & & & & \\\\")
+    return [intro, "", r"\begin{table}[htbp]", r"\centering",
+            f"\\caption{{{title}: the deterministic head under each setting at one budget ({budget}), "
+            f"from \\texttt{{{tex_escape(path)}}} (\\texttt{{benchmarks/trunk\\_sweep.py}}). Top-1 in \\%, "
+            "one value per training seed; whitened: kNN on PCA-whitened features; rank: effective rank of the "
+            "features; share: the masked-token loss's share of the encoder's gradient in \\%; training seconds "
+            "of the first seed.}",
+            f"\\label{{{label}}}", r"\resizebox{\textwidth}{!}{\begin{tabular}{llrrrrrr}", r"\toprule",
+            r"Setting & What it changes & kNN & Probe & Whitened & Rank & Share & Train s \\", r"\midrule", *rows,
+            r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
 
 
 def figures_tex(heads: list[str]) -> str:

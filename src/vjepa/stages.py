@@ -128,7 +128,8 @@ def figure_stage(name: str) -> Stage:
 
 REPORT = Stage("report", "report",
                ("report/vjepa.tex", *(f"report/generated/{n}.tex" for n in SUMMARY_TEX), "FIGURES",
-                *PROCESSED, "data/stats.json", f"{RUNS}/checkpoint.pt", "benchmarks/results", "results/gpu"),
+                *PROCESSED, "data/stats.json", f"{RUNS}/checkpoint.pt", "benchmarks/results", "results/gpu",
+                "results/studies"),
                (Out("report/vjepa.pdf"), *(Out(f"report/generated/{n}.tex") for n in GENERATED_TEX)),
                ("seed", "seeds", "heads", "data", "model", "mask", "augment", "trunk", "train", "eval", "head"))
 

@@ -71,6 +71,10 @@ class CrossViewObjective(nn.Module):
 
 def describe(t) -> str:
     """One line naming the trunk of a run, for the report."""
+    return _views_and_terms(t) + _prediction(t)
+
+
+def _views_and_terms(t) -> str:
     views = f"{t.global_views} view{'s' if t.global_views > 1 else ''} of each image"
     if t.local_views:
         views += f" and {t.local_views} local views of {t.local_size} px"
@@ -84,4 +88,19 @@ def describe(t) -> str:
     on = f"{t.projector_dim}-d projections" if t.projector_dim else "the pooled features"
     if t.standardize:
         on = "standardised " + on
+    if not t.predict_weight:
+        return f"{views}, each with its own masks; the cross-view term alone ({terms} on {on} of the student's " \
+               "pooled context features), no masked-token loss"
     return f"{views}, each with its own masks; {terms} on {on} of the student's pooled context features"
+
+
+def _prediction(t) -> str:
+    """What is said of the masked-token loss beyond the default (weight 1, own targets, no held share)."""
+    out = []
+    if t.predict_weight and t.predict_weight != 1:
+        out.append(f"the masked-token loss weighted {t.predict_weight:g}")
+    if t.predict_share is not None:
+        out.append(f"the masked-token loss held at {100 * t.predict_share:g}% of the encoder's gradient")
+    if t.target_view == "other" and t.predict_weight:
+        out.append("each view predicting the teacher's tokens of the next view of the image at the same points")
+    return "".join(f"; {x}" for x in out)
