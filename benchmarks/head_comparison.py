@@ -113,6 +113,11 @@ def main(argv=None) -> int:
     summary = json.loads((args.out / "metrics.json").read_text())
     for key, name in (("knn_top1", "verdict.json"), ("probe_top1", "verdict_probe.json")):
         (args.out / name).write_text(json.dumps(summary["verdicts"][key], indent=1))
+    from vjepa.verdict import scores_against_quality
+
+    runs = [json.loads((args.out / "heads" / h / f"seed{s}" / "metrics.json").read_text())
+            for h in heads for s in args.seeds]
+    (args.out / "scores_vs_knn.json").write_text(json.dumps(scores_against_quality(runs), indent=1))
     (args.out / "table.md").write_text(table(summary, heads, {(r["head"], r["seed"]): r["train_s"] for r in done}))
     print((args.out / "table.md").read_text())
     return 0

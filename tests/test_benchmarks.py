@@ -137,6 +137,8 @@ def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_pa
     assert pair["verdict"] in {"better", "worse", "equivalent", "unresolved"}
     assert json.loads((out / "verdict_probe.json").read_text())["metric"] == "probe_top1"
     assert "| deterministic | mdn |" in (out / "table.md").read_text()
+    scores = json.loads((out / "scores_vs_knn.json").read_text())["scores"]
+    assert scores["nll_per_dim"]["heads"] == ["mdn"] and scores["energy_score_per_dim"]["runs"] == 4
 
 
 def test_ddp_benchmark_runs_both_world_sizes_on_one_global_batch(tmp_path):

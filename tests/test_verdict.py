@@ -73,3 +73,17 @@ def test_one_seed_gives_unresolved_without_p_values_and_the_file_layout():
     assert [(p["a"], p["b"]) for p in f["pairs"]] == [("a", "b"), ("a", "c"), ("b", "c")]
     ab = f["pairs"][0]
     assert ab["verdict"] == "unresolved" and ab["p_holm"] is None and ab["diffs"] == pytest.approx([10.0])
+
+
+def test_scores_against_quality_known_correlations():
+    from vjepa.verdict import scores_against_quality
+
+    runs = [{"head": h, "knn_top1": k, "head_metrics": {"energy_score_per_dim": e, "coverage_50": 0.5, "coverage_90": c,
+                                                          **({"nll_per_dim": n} if n is not None else {})}}
+            for h, k, e, c, n in (("mdn", 0.1, 0.9, 0.9, 1.0), ("flow", 0.2, 0.8, 0.8, 0.5),
+                                  ("rnade", 0.3, 0.7, 0.7, 0.2), ("diffusion", 0.4, 0.6, 0.6, None))]
+    out = scores_against_quality(runs)["scores"]
+    assert out["energy_score_per_dim"]["spearman"] == pytest.approx(-1.0)  # lower score, better kNN: goes with it
+    assert out["coverage_error"]["spearman"] == pytest.approx(1.0)  # coverage drifts from 0.9 as kNN rises
+    assert out["nll_per_dim"]["runs"] == 3 and out["nll_per_dim"]["heads"] == ["flow", "mdn", "rnade"]
+    assert out["spread_error_spearman"]["runs"] == 0 and out["spread_error_spearman"]["spearman"] is None

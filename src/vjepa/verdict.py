@@ -111,3 +111,38 @@ def verdict_file(per_seed: dict[str, dict[int, float]], metric: str, *, margin: 
     return {"metric": metric, "seeds": seeds, "margin_points": margin, "alpha": alpha,
             "tests": "paired t-test, Holm-corrected over the pairs; equivalence by two one-sided t-tests",
             "pairs": pair_verdicts(per_seed, margin=margin, alpha=alpha)}
+
+
+# Distribution scores of a run (metrics.json's head_metrics) and which way is better.
+SCORES = {"nll_per_dim": "lower", "energy_score_per_dim": "lower", "coverage_error": "lower",
+          "spread_error_spearman": "higher"}
+
+
+def coverage_error(h: dict) -> float | None:
+    """Mean distance of the 50% and 90% central intervals' coverage from 0.5 and 0.9."""
+    if h.get("coverage_50") is None or h.get("coverage_90") is None:
+        return None
+    return (abs(h["coverage_50"] - 0.5) + abs(h["coverage_90"] - 0.9)) / 2
+
+
+def scores_against_quality(runs: list[dict], metric: str = "knn_top1") -> dict:
+    """Do a head's distribution scores go with its encoder's quality? Over every run (one metrics.json
+    each: heads × seeds), the Spearman correlation between each score of `SCORES` and `metric`, with
+    the runs that have that score (NLL only for heads with an exact density). A score that goes with
+    quality correlates negatively when lower is better."""
+    out = {}
+    for score, better in SCORES.items():
+        pairs = []
+        for m in runs:
+            h = m.get("head_metrics") or {}
+            value = coverage_error(h) if score == "coverage_error" else h.get(score)
+            if value is not None and m.get(metric) is not None:
+                pairs.append((value, m[metric], m["head"]))
+        row = {"better": better, "runs": len(pairs), "heads": sorted({p[2] for p in pairs})}
+        if len(pairs) >= 3 and len({p[0] for p in pairs}) > 1 and len({p[1] for p in pairs}) > 1:
+            rho, p = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs])
+            row.update(spearman=float(rho), p=float(p))
+        else:
+            row.update(spearman=None, p=None)
+        out[score] = row
+    return {"metric": metric, "scores": out}
