@@ -257,6 +257,23 @@ def test_a_trunk_without_cross_view_terms_trains_under_ddp(project):
     assert state["step"] == 3 and state["world_size"] == 2
 
 
+def test_the_held_share_and_the_measured_norms_do_not_depend_on_the_number_of_processes(project):
+    """trunk.predict_share on 1 and 2 processes: each part's gradient norm is the global batch's (the
+    ranks' gradients averaged before the norm), so the scale it sets, and the training, agree."""
+    curves = {}
+    for nproc in (1, 2):
+        sets = ["trunk.predict_share=0.3", "train.steps=8", "train.log_every=2", "train.eval_every=0",
+                f"launch.nproc={nproc}"]
+        vjepa("train", "--head", "deterministic", "--quiet", "--threads", "2", *[a for s in sets for a in ("--set", s)],
+              "--results-dir", f"share{nproc}", cwd=project)
+        curves[nproc] = checkpoint.load(run_dir(project, f"share{nproc}", "deterministic") / "checkpoint.pt")["curve"]
+    assert len(curves[1]) == len(curves[2]) == 4
+    for a, b in zip(curves[1], curves[2]):
+        for key in ("loss", "enc_grad_predict", "enc_grad_inv", "enc_grad_cov", "predict_scale"):
+            assert b[key] == pytest.approx(a[key], rel=1e-3), key
+    assert curves[1][-1]["predict_scale"] != 1.0  # the scale moved
+
+
 # A stand-in for SLURM's srun inside an allocation of --nodes=N, on this one machine: the command
 # once per "node", side by side (as srun starts one task on each node).
 FAKE_SRUN = """#!/bin/sh

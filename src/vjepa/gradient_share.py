@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from . import distributed
+
 PREFIX = "enc_grad_"  # logged scalar of a part's gradient norm on the encoder: enc_grad_PART
 SHARE = "predict_share"  # logged share of the masked-token loss
 SCALE = "predict_scale"  # logged scale of trunk.predict_share
@@ -27,12 +29,15 @@ SMOOTHING = 0.3  # weight of the previous log-scale at each measurement
 
 def part_gradient_norms(parts: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     """{part: L2 norm of d(part)/d(params)} over all of `params`, as 0-d fp32 tensors on the device
-    (no host sync). The graph is kept for the step's own backward."""
+    (no host sync). The graph is kept for the step's own backward. In a distributed run each rank's
+    gradient is averaged over the ranks first, as DDP averages the step's own, so the norm is that
+    of the global batch's gradient whatever the number of ranks."""
     norms = {}
     for name, part in parts.items():
-        grads = [g for g in torch.autograd.grad(part, params, retain_graph=True, allow_unused=True) if g is not None]
-        norms[name] = (torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-                       if grads else part.new_zeros((), dtype=torch.float32))
+        grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
+        flat = torch.cat([(g if g is not None else torch.zeros_like(w)).float().flatten()
+                          for g, w in zip(grads, params)])
+        norms[name] = torch.linalg.vector_norm(distributed.mean_over_ranks(flat))
     return norms
 
 

@@ -339,10 +339,8 @@ class Measurements:
         self.latest: dict[str, torch.Tensor] = {}
 
     def record(self, norms: dict[str, torch.Tensor] | None, *, first: bool, scheduled: bool) -> None:
-        if norms is None:
+        if norms is None:  # (norms are of the global batch's gradient, the same on every rank)
             return
-        names = list(norms)  # every rank averages its own measurement: one all-reduce per measurement
-        norms = dict(zip(names, distributed.mean_over_ranks(torch.stack([norms[k] for k in names])).unbind()))
         if self.share is not None and scheduled:
             gradient_share.update_scale(self.model.predict_scale, norms, self.share, first)
         self.latest = gradient_share.scalars(norms)
@@ -415,7 +413,7 @@ def training_step(forward, model: JEPA, opt, batch: Batch, momentum: float, grad
     """Forward (through `forward`: the model or its compiled version), backward, clip, AdamW, EMA.
     Everything returned stays on the device. With `skip_nonfinite`, a non-finite loss or gradient
     drops the step (this costs one host sync per step). With `measure`, each loss part's gradient
-    norm on the encoder is measured first (`gradient_share`; this rank's own, not yet averaged).
+    norm on the encoder is measured first (`gradient_share`, of the global batch's gradient).
     In a distributed run `batch` is this rank's block of the global batch; gradients and the skip
     decision are shared by every rank."""
     with distributed.batch_scope(), autocast(batch.views.device):
