@@ -213,7 +213,7 @@ def test_smoke_profile_through_both_tools(tmp_path):
 
     params.write_text(params.read_text().replace("  flow:\n    num_layers: 2", "  flow:\n    num_layers: 3"))
     chain = {"train-flow@0", "embed-flow@0", "evaluate-flow@0", "samples-flow", "summarize", "figure_losses",
-             "figure_knn", "figure_heads_grid", "figure_calibration", "report"}
+             "figure_knn", "figure_heads_grid", "figure_calibration", "figure_gradient_share", "report"}
     assert planned_snakemake(root) == chain
     # DVC plans the changed stages; their dependants follow when their inputs actually change.
     assert "train-flow@0" in planned_dvc(root) <= chain

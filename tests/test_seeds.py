@@ -86,7 +86,8 @@ def test_curve_figures_draw_the_spread_over_seeds(tmp_path, params):
             d = run_dir(tmp_path, head, seed)
             d.mkdir(parents=True)
             (d / "knn_curve.csv").write_text("step,knn_top1\n" + "".join(f"{s},{0.1 * seed + s / 100}\n" for s in (5, 10)))
-            write_json(d / "metrics.json", fake_metrics(0.7, 0.8, coverage_50=0.3 + 0.1 * seed))
+            write_json(d / "metrics.json", {**fake_metrics(0.7, 0.8, coverage_50=0.3 + 0.1 * seed),
+                                            "gradient_share": {"predict_share_second_half": 0.01 * (seed + 1)}})
     ctx = FigureContext(params, tmp_path, tmp_path)
     import matplotlib
 
@@ -99,6 +100,11 @@ def test_curve_figures_draw_the_spread_over_seeds(tmp_path, params):
     assert np.allclose(ax.lines[0].get_ydata(), [100 * (0.05 + 0.05), 100 * (0.05 + 0.1)])  # mean of the two seeds
     paths = render("calibration", ctx, tmp_path / "fig")
     assert all(p.stat().st_size > 1000 for p in paths)
+    from vjepa.figures import gradient_share
+
+    ax = gradient_share.plot(ctx).axes[0]  # one point per head and seed: (share %, kNN %)
+    assert len(ax.lines) == len(params["heads"])
+    assert np.allclose(ax.lines[0].get_xdata(), [1.0, 2.0]) and np.allclose(ax.lines[0].get_ydata(), [70.0, 70.0])
 
 
 def test_each_seed_trains_its_own_run(tmp_path, params):

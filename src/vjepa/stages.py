@@ -112,6 +112,7 @@ FIGURE_INPUTS = {
     "mdn_3d": ((_MDN_SAMPLES,), ("seeds", "figures.dpi")),
     "mdn_diagnostics": ((_MDN_SAMPLES,), ("seeds", "figures.dpi")),
     "calibration": ((f"{RUNS}/metrics.json",), ("heads", "seeds", "figures.dpi")),
+    "gradient_share": ((f"{RUNS}/metrics.json",), ("heads", "seeds", "figures.dpi")),
     "masking_ablation": (("ABLATION",), ("ablation", "figures.dpi")),
 }
 

@@ -27,6 +27,9 @@ FIGURES = {
     "calibration": ("calibration", "Calibration on held-out target tokens: PIT histograms of every head (flat when "
                                    "calibrated; U-shaped when too narrow, hump-shaped when too wide; dashed: uniform) "
                                    "and the coverage of central intervals against their nominal level."),
+    "gradient_share": ("gradient_share", "Validation kNN top-1 against the masked-token loss's share of the "
+                                         "encoder's gradient (mean over the second half of training): every head, "
+                                         "every seed as one point."),
     "masking_ablation": ("masking_ablation", "Masking ablation: validation kNN and linear-probe top-1 of one head "
                                              "trained with each target block area and number of target blocks "
                                              "(the sweep in the params' ablation section)."),
