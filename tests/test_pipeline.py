@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPIED = ["Snakefile", "rules", "dvc.yaml", "src", "profiles", "envs", ".dvc/config", ".dvcignore", ".gitignore",
-          "report/vjepa.tex", "report/.gitignore", "benchmarks/results", "results/gpu/README.md"]
+          "report/vjepa.tex", "report/.gitignore", "benchmarks/results", "results/gpu/README.md", "results/studies"]
 
 pytestmark = pytest.mark.skipif(not (BIN / "snakemake").exists() or not (BIN / "dvc").exists(),
                                 reason="snakemake and dvc are installed by scripts/setup.sh")
