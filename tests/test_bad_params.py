@@ -38,6 +38,8 @@ CASES = [  # (key, bad value, what the message must say)
     ("augment.color_jitter", 1.5, "augment.color_jitter = 1.5 is out of range; allowed range [0, 1)"),
     ("trunk.predict_share", 1.0, "trunk.predict_share = 1.0 is out of range; allowed range (0, 1)"),
     ("trunk.target_view", "both", "trunk.target_view = 'both' is not allowed; choose one of: own, other"),
+    ("trunk.target_layers", 9, "trunk.target_layers = 9 is more than the teacher's model.depth = 4 blocks"),
+    ("trunk.target_norm", "batch", "trunk.target_norm = 'batch' is not allowed; choose one of: layer, instance"),
     ("trunk.predict_weight", -1, "trunk.predict_weight = -1 is out of range; allowed range [0, inf)"),
     ("trunk.sigreg_projections", 0, "trunk.sigreg_projections = 0 is out of range; allowed range [1, inf)"),
     ("ablation.num_targets", [1, 8], "(ablation point area 0.2, 8 blocks): (head deterministic) mask.num_targets"),

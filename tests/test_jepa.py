@@ -218,3 +218,34 @@ def test_target_view_other_trains_and_needs_two_views(params, digits_dir, tmp_pa
     one = {**params, "trunk": {**params["trunk"], "global_views": 1, "invariance_weight": 0.0}}
     with pytest.raises(ConfigError, match="target_view = other .* trunk.global_views = 1"):
         validate(one)
+
+
+def test_top_block_outputs_end_in_the_encoders_output(model_and_batch):
+    _, model, x, _ = model_and_batch
+    outs = model.teacher.top_block_outputs(x, 2)
+    assert len(outs) == 2
+    torch.testing.assert_close(model.teacher.norm(outs[-1]), model.teacher(x))
+
+
+def test_instance_normed_targets_ignore_what_all_tokens_of_an_image_share(params, monkeypatch):
+    """trunk.target_norm = instance: a per-image, per-channel shift of every teacher token leaves the
+    targets as they are (layer norm alone does not); trunk.target_layers averages the top blocks."""
+    params = tiny(params)
+    x = torch.randn(4, 3, 16, 16)
+    shift = torch.randn(4, 1, params["model"]["embed_dim"]) * 3
+    for norm, invariant in (("instance", True), ("layer", False)):
+        params["trunk"].update(target_norm=norm)
+        torch.manual_seed(0)
+        model = JEPA(resolve(params, "deterministic"))
+        plain = model.teacher_tokens(x)
+        real = model.teacher.forward
+        monkeypatch.setattr(model.teacher, "forward", lambda images, keep=None: real(images, keep) + shift)
+        shifted = model.teacher_tokens(x)
+        monkeypatch.undo()
+        assert torch.allclose(plain, shifted, atol=1e-4) == invariant
+    params["trunk"].update(target_norm="layer", target_layers=2)
+    torch.manual_seed(0)
+    model = JEPA(resolve(params, "deterministic"))
+    a, b = model.teacher.top_block_outputs(x, 2)
+    ln = lambda t: F.layer_norm(t, t.shape[-1:])
+    torch.testing.assert_close(model.teacher_tokens(x), ln((ln(a) + ln(b)) / 2))

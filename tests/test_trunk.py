@@ -18,7 +18,7 @@ def trunk(**kw) -> TrunkConfig:
     base = dict(global_views=2, local_views=0, local_size=8, local_crop_scale=(0.1, 0.3), projector_dim=0,
                 standardize=False, invariance_weight=0.0, variance_weight=0.0, covariance_weight=0.0,
                 sigreg_weight=0.0, sigreg_projections=64, predict_weight=1.0, predict_share=None,
-                target_view="own")
+                target_view="own", target_layers=1, target_norm="layer")
     return TrunkConfig(**{**base, **kw})
 
 

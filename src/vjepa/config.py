@@ -100,6 +100,8 @@ class TrunkConfig:
     predict_weight: float  # the head's masked-token loss (0 = the cross-view term alone: no predictor or head trained)
     predict_share: float | None  # the masked-token loss's share of the encoder's gradient, held there (None = off)
     target_view: str  # own: a view's targets are its own teacher tokens; other: the next view's, where they overlap
+    target_layers: int  # teacher blocks whose outputs are averaged into the targets (1: the last, normed)
+    target_norm: str  # layer: each token normed; instance: each channel normed over an image's tokens first
 
     @property
     def cross_view_on(self) -> bool:
@@ -330,6 +332,9 @@ def _check_ranges(cfg: Config, source: str) -> None:
     if tr.target_view == "other" and tr.global_views < 2:
         bad("trunk.target_view = other predicts the teacher's tokens of another view of the same image, but "
             f"trunk.global_views = {tr.global_views}; set trunk.global_views >= 2 or trunk.target_view: own")
+    if tr.target_layers > m.depth:
+        bad(f"trunk.target_layers = {tr.target_layers} is more than the teacher's model.depth = {m.depth} blocks; "
+            f"set it to at most {m.depth}")
     if tr.local_views and (tr.local_size % m.patch_size or tr.local_size > d.image_size):
         bad(f"trunk.local_size = {tr.local_size} must be a multiple of model.patch_size = {m.patch_size} and at most "
             f"data.image_size = {d.image_size}")

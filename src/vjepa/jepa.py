@@ -39,6 +39,7 @@ class JEPA(nn.Module):
             self.cross_view.requires_grad_(False)  # every trained parameter to get a gradient)
         self.views = cfg.trunk.global_views
         self.target_view = cfg.trunk.target_view
+        self.target_layers, self.target_norm = cfg.trunk.target_layers, cfg.trunk.target_norm
         self.cross_view_on = cfg.trunk.cross_view_on
         self.predict_weight = cfg.trunk.predict_weight
         if not self.predict_weight:  # the cross-view term alone: predictor and head take no part in the loss
@@ -57,12 +58,26 @@ class JEPA(nn.Module):
         trunk.target_view = other (`geometry`: every global view's view-to-image map), each view's
         targets are the next view's tokens at the same points of the image (`other_view_tokens`);
         without `geometry` (held-out scoring: one view per image) its own."""
-        h = self.teacher(images)
-        h = F.layer_norm(h, h.shape[-1:])
+        h = self.teacher_tokens(images)
         if self.target_view == "other" and geometry is not None:
             rows = torch.arange(len(geometry), device=h.device)[shard(len(geometry))]
             h = other_view_tokens(gather_rows(h), geometry, self.encoder.grid, self.views)[rows]
         return gather_tokens(h, tgt_idx.flatten(1))
+
+    @torch.no_grad()
+    def teacher_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's target tokens of every patch, each layer-normed (no affine). trunk.target_layers
+        > 1 averages the last blocks' outputs (data2vec); trunk.target_norm = instance first normalises
+        each channel over an image's tokens (what all tokens of an image share is not a target)."""
+        if self.target_layers == 1:
+            layers = [self.teacher(images)]
+        else:
+            layers = [F.layer_norm(x, x.shape[-1:]) for x in self.teacher.top_block_outputs(images, self.target_layers)]
+        if self.target_norm == "instance":
+            layers = [(x - x.mean(1, keepdim=True)) / (x.var(1, keepdim=True, unbiased=False) + 1e-6).sqrt()
+                      for x in layers]
+        h = layers[0] if len(layers) == 1 else torch.stack(layers).mean(0)
+        return F.layer_norm(h, h.shape[-1:])
 
     def conditioning(self, images: torch.Tensor, masks: Masks) -> tuple[torch.Tensor, torch.Tensor]:
         """(cond B×(M·Nt)×C, student context tokens B×Nc×D)."""

@@ -103,4 +103,8 @@ def _prediction(t) -> str:
         out.append(f"the masked-token loss held at {100 * t.predict_share:g}% of the encoder's gradient")
     if t.target_view == "other" and t.predict_weight:
         out.append("each view predicting the teacher's tokens of the next view of the image at the same points")
+    if t.predict_weight and (t.target_layers > 1 or t.target_norm == "instance"):
+        blocks = f"the mean of the teacher's last {t.target_layers} blocks" if t.target_layers > 1 else "the teacher's"
+        norm = ", each channel normalised over an image's tokens" if t.target_norm == "instance" else ""
+        out.append(f"targets from {blocks}{norm}")
     return "".join(f"; {x}" for x in out)

@@ -109,6 +109,17 @@ class VisionTransformer(nn.Module):
             x = blk(x)
         return self.norm(x)
 
+    def top_block_outputs(self, images: torch.Tensor, count: int) -> list[torch.Tensor]:
+        """The outputs (B×N×D, before the final norm) of the last `count` blocks, for all patches."""
+        x = self.patch_embed(images)
+        x = x.flatten(2).transpose(1, 2) + self.positions(x.shape[-1])
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            x = blk(x)
+            if i >= len(self.blocks) - count:
+                outs.append(x)
+        return outs
+
 
 def predictor_attn_mask(n_context: int, n_blocks: int, block_len: int, device) -> torch.Tensor:
     """Boolean L×L mask (True = may attend): every token sees the context; a target query also sees
