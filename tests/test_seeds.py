@@ -67,6 +67,10 @@ def test_summary_tables_show_mean_std_and_the_comparison(tmp_path, params):
     assert "72.00 $\\pm$ 2.83" in table and "95.00" in table  # mean ± std; the raw-pixel probe
     comparison = (tmp_path / "tex" / "comparison.tex").read_text()
     assert r"\label{tab:comparison}" in comparison and "+11.00 $\\pm$ 1.41" in comparison
+    # +10 and +12 points over two seeds: p = 0.058, unresolved; a third seed at that spread resolves it.
+    # The probes are equal on both seeds: equivalent.
+    assert " & 0.058 & 0.968 & unresolved & 3 & +0.00 $\\pm$ 0.00 & equivalent \\\\" in comparison
+    assert s["verdicts"]["knn_top1"]["pairs"][0]["verdict"] == "unresolved"
     assert s["comparison"]["knn_top1"][0]["p"] == pytest.approx(0.0577, abs=5e-4)  # t = 11/(1.41/√2), 1 dof
     assert "one training seed" in comparison_tex({**s, "seeds": [0]})
     assert "$\\pm$" not in table_tex({**s, "heads": {"d": head_row({0: fake_metrics(0.7, 0.8)}, 32)}}).split("midrule")[1]

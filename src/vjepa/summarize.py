@@ -195,27 +195,30 @@ def table_tex(summary: dict) -> str:
 
 
 def comparison_tex(summary: dict) -> str:
-    """The paired comparison of heads over seeds, or a sentence saying why there is none."""
+    """Every pair of heads with its verdict over training seeds (`vjepa.verdict`), or a sentence saying
+    why there is none."""
     if len(summary["seeds"]) < 2:
         return ("With one training seed the spread between seeds is not measured, so no difference between "
                 "heads can be told apart from seed noise; list several seeds in \\texttt{seeds} "
-                "(the paper profile trains three) to get the paired comparison.\n")
+                "(the paper profile trains three) to get the verdicts.\n")
+    v = summary["verdicts"]["knn_top1"]
     lines = [r"\begin{table}[htbp]", r"\centering",
-             r"\caption{Paired comparison of the heads over training seeds (differences in percentage points, "
-             r"mean $\pm$ std over seeds).}", r"\label{tab:comparison}", r"\resizebox{\textwidth}{!}{%",
-             r"\begin{tabular}{llrrcrrc}", r"\toprule",
-             r"Head A & Head B & $\Delta$kNN@1 (pp) & $p$ & $>$ noise & $\Delta$Probe@1 (pp) & $p$ & $>$ noise \\",
-             r"\midrule"]
-    probe = {(c["a"], c["b"]): c for c in summary["comparison"]["probe_top1"]}
-    for c in summary["comparison"]["knn_top1"]:
-        cells = [tex_name(c["a"]), tex_name(c["b"])]
-        for cmp in (c, probe.get((c["a"], c["b"]))):
-            if cmp is None:
-                cells += ["--", "--", "--"]
-                continue
-            cells += [f"{100 * cmp['diff']:+.2f} $\\pm$ {100 * cmp['diff_std']:.2f}", _num(cmp["p"], ".3f"),
-                      "yes" if cmp["beyond_seed_noise"] else "no"]
-        lines.append(" & ".join(cells) + r" \\")
+             f"\\caption{{Every pair of heads over {len(summary['seeds'])} training seeds: A $-$ B in percentage "
+             "points (mean $\\pm$ std over seeds); better or worse when the paired $t$-test's $p$, Holm-corrected "
+             f"over the {len(v['pairs'])} pairs, is below {v['alpha']:g}; equivalent when two one-sided tests put the "
+             f"difference within $\\pm${v['margin_points']:g} point ($p <$ {v['alpha']:g}); otherwise unresolved, "
+             "with the seeds that would resolve it at the observed spread.}", r"\label{tab:comparison}",
+             r"\resizebox{\textwidth}{!}{%", r"\begin{tabular}{llrrrlrrl}", r"\toprule",
+             r"Head A & Head B & $\Delta$kNN@1 (pp) & $p_\mathrm{Holm}$ & $p_\mathrm{equiv}$ & kNN verdict & seeds "
+             r"& $\Delta$Probe@1 (pp) & probe verdict \\", r"\midrule"]
+    probe = {(c["a"], c["b"]): c for c in summary["verdicts"]["probe_top1"]["pairs"]}
+    spread = lambda c: (f"{c['mean']:+.2f} $\\pm$ {np.std(c['diffs'], ddof=1):.2f}" if len(c["diffs"]) > 1
+                        else "--")
+    for c in v["pairs"]:
+        p = probe.get((c["a"], c["b"]))
+        lines.append(" & ".join([tex_name(c["a"]), tex_name(c["b"]), spread(c), _num(c["p_holm"], ".3f"),
+                                 _num(c["p_equiv"], ".3f"), c["verdict"], _num(c["seeds_to_resolve"], "d"),
+                                 spread(p) if p else "--", p["verdict"] if p else "--"]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
 
