@@ -82,7 +82,9 @@ class Bench:
                      render(local, t.local_size) if local is not None else None)
 
     def naive_loss(self, batch: Batch):
-        m, (x, masks, local) = self.model, batch
+        m, x, masks, local = self.model, batch.views, batch.masks, batch.local
+        if m.target_view != "own":
+            raise NotImplementedError("the naive reference predicts each view's own teacher tokens only")
         with torch.no_grad():
             h = naive_encode(m.teacher, x)
             h = F.layer_norm(h, h.shape[-1:])
