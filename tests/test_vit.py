@@ -18,19 +18,32 @@ def test_sincos_positions_known_values():
 
 
 def test_encoder_keeps_only_given_patches_and_matches_full_pass_without_attention_mixing():
+    """Kept patches in any order give the full pass's tokens in that order when all are kept; a
+    subset's tokens do not depend on the dropped patches' pixels; and with attention's output
+    projection zeroed (no mixing between tokens) a subset's tokens are the full pass's at those
+    positions, which with attention on they are not (the subset attends to itself alone)."""
     torch.manual_seed(0)
     enc = VisionTransformer(16, 4, dim=32, depth=2, num_heads=4, mlp_ratio=2.0).eval()
     x = torch.randn(3, 3, 16, 16)
     full = enc(x)
     assert full.shape == (3, 16, 32)
+    perm = torch.stack([torch.randperm(16, generator=torch.Generator().manual_seed(i)) for i in range(3)])
+    torch.testing.assert_close(enc(x, perm), gather_tokens(full, perm), atol=1e-5, rtol=1e-5)
     keep = torch.tensor([[0, 5, 9], [1, 2, 3], [15, 14, 0]])
     part = enc(x, keep)
     assert part.shape == (3, 3, 32)
-    # Encoding only the kept patches equals running the transformer on those tokens alone.
-    tokens = gather_tokens(enc.patch_embed(x).flatten(2).transpose(1, 2) + enc.pos_embed, keep)
-    for blk in enc.blocks:
-        tokens = blk(tokens)
-    torch.testing.assert_close(part, enc.norm(tokens))
+    dropped = torch.ones(3, 1, 4, 4, dtype=torch.bool)  # patch grid 4×4: True where a patch is dropped
+    for b, row in enumerate(keep):
+        dropped.view(3, 16)[b, row] = False
+    noise = x + 5 * torch.randn_like(x) * dropped.repeat_interleave(4, 2).repeat_interleave(4, 3)
+    torch.testing.assert_close(enc(noise, keep), part, atol=1e-5, rtol=1e-5)  # dropped pixels changed
+    assert not torch.allclose(enc(noise), full, atol=1e-2)  # ... which the full pass does see
+    assert (part - gather_tokens(full, keep)).abs().max() > 1e-3  # attention mixes: a subset differs (by ~0.02)
+    with torch.no_grad():
+        for blk in enc.blocks:
+            blk.attn.proj.weight.zero_()
+            blk.attn.proj.bias.zero_()
+    torch.testing.assert_close(enc(x, keep), gather_tokens(enc(x), keep), atol=1e-5, rtol=1e-5)
 
 
 def test_attention_matches_manual_softmax():
