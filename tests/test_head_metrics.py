@@ -1,8 +1,11 @@
 import numpy as np
+import pytest
 import torch
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from vjepa.config import resolve
 from vjepa.head_metrics import head_metrics, held_out_batches, sample_quality
+from vjepa.heads.mdn import inverse_soft_clamp
 from vjepa.jepa import JEPA
 
 from conftest import tiny
@@ -11,28 +14,57 @@ STATS = {"mean": [0.5] * 3, "std": [0.25] * 3}
 
 
 def test_exact_heads_report_the_mean_negative_log_likelihood_per_dimension(params):
+    """An MDN head set to one known mixture for every token (weights 0.1, 0.2, 0.3, 0.15, 0.25, fixed
+    means and σ, whatever the conditioning) reports as nll_per_dim the mean over the held-out tokens
+    of -log p(target) / D, with p computed by torch.distributions."""
     params = tiny(params)
     params["heads"] = ["mdn"]
     cfg = resolve(params, "mdn")
     torch.manual_seed(0)
     model = JEPA(cfg).eval()
+    head = model.head
+    k, d = head.num_components, head.target_dim
+    assert k == 5
+    g = torch.Generator().manual_seed(3)
+    weights = torch.tensor([0.1, 0.2, 0.3, 0.15, 0.25])
+    means = 0.5 * torch.randn(k, d, generator=g)
+    log_sigma = torch.empty(k, d).uniform_(-0.7, 0.3, generator=g)
+    with torch.no_grad():
+        for layer in (head.logits, head.means, head.log_sigma):
+            layer.weight.zero_()
+        head.logits.bias.copy_(weights.log() + 1.7)  # softmax drops the constant
+        head.means.bias.copy_(means.flatten())
+        head.log_sigma.bias.copy_(torch.tensor([inverse_soft_clamp(v, *head.log_sigma_bounds)
+                                                for v in log_sigma.flatten().tolist()]))
     images = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
     m = head_metrics(model, images, STATS, cfg, max_images=40)
-    with torch.no_grad():
-        (cond, target), = list(held_out_batches(model, images, STATS, cfg, max_images=40))
-        expected = -model.head.log_prob(cond, target).mean() / target.shape[-1]
-    assert abs(m["nll_per_dim"] - expected.item()) < 1e-5
-    assert m["held_out_tokens"] == cond.shape[0] * cond.shape[1]
+    (_, target), = list(held_out_batches(model, images, STATS, cfg, max_images=40))
+    mixture = MixtureSameFamily(Categorical(probs=weights.double()),
+                                Independent(Normal(means.double(), log_sigma.double().exp()), 1))
+    expected = -mixture.log_prob(target.reshape(-1, 1, d).double()).mean().item() / d
+    assert m["nll_per_dim"] == pytest.approx(expected, rel=1e-5)
+    assert m["held_out_tokens"] == target.shape[0] * target.shape[1] > 40
 
 
 def test_held_out_masks_are_reproducible(params):
+    """The held-out masks come from their own generator: the same seed gives the same conditioning and
+    targets in every batch whatever the global RNG's state, another seed other ones; head_metrics'
+    point cosine follows the seed."""
     cfg = resolve(tiny(params), "deterministic")
     torch.manual_seed(0)
     model = JEPA(cfg).eval()
     images = np.random.default_rng(1).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
-    a = head_metrics(model, images, STATS, cfg)
-    b = head_metrics(model, images, STATS, cfg)
-    assert a["point_cosine"] == b["point_cosine"]
+
+    def batches(seed, global_seed):
+        torch.manual_seed(global_seed)
+        return [t for pair in held_out_batches(model, images, STATS, cfg, seed=seed, batch_size=8) for t in pair]
+
+    a, b, c = batches(0, 1), batches(0, 2), batches(1, 1)
+    assert len(a) == len(b) == len(c) == 6  # (cond, target) of 3 batches: 8 + 8 + 4 images
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not any(torch.equal(x, y) for x, y in zip(a, c))
+    first, again, other = (head_metrics(model, images, STATS, cfg, seed=s)["point_cosine"] for s in (0, 0, 1))
+    assert first == again != other
 
 
 def test_sample_quality_is_mse_and_cosine_of_one_draw():
