@@ -88,14 +88,55 @@ def _messages_without_jsonschema(params, monkeypatch):
     return with_it, without
 
 
-@pytest.mark.parametrize("key, value, expected", CASES + [("launch.nproc", 0, ""), ("data.path", 3, ""),
-                                                         ("trunk.standardize", 1, ""), ("seed", 1.0, "")],
+def _checks_without_jsonschema(params, monkeypatch):
+    """(first schema error's message as a list, validate's refusal or None) with jsonschema, then with
+    vjepa.schema_check in its place."""
+    import sys
+
+    from vjepa.config import _describe, schema_errors, validate
+    from vjepa.errors import ConfigError
+
+    def checks():
+        try:
+            validate(params)
+            refusal = None
+        except ConfigError as e:
+            refusal = str(e)
+        return [_describe(e) for e in schema_errors(params)[:1]], refusal
+
+    with_it = checks()
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # `import jsonschema` now raises ImportError
+    without = checks()
+    monkeypatch.delitem(sys.modules, "jsonschema")
+    return with_it, without
+
+
+CROSS_KEY = {"mask.num_targets", "train.batch_size", "model.patch_size", "model.num_heads", "head.rnade.hidden_dim",
+             "train.warmup_steps", "trunk.global_views", "ablation.num_targets"}  # no schema error: a cross-key one
+MORE = [("launch.nproc", 0, "launch.nproc = 0 is out of range; allowed range [1, 64]"),
+        ("data.path", 3, "data.path = 3 has the wrong type; expected ['string', 'null']"),
+        ("trunk.standardize", 1, "trunk.standardize = 1 has the wrong type; expected boolean"),
+        ("seed", 1.0, None)]  # 1.0 is an integer to JSON Schema: accepted
+
+
+@pytest.mark.parametrize("key, value, expected", CASES + MORE,
                          ids=[c[0] for c in CASES] + ["launch.nproc", "data.path", "standardize", "seed"])
 def test_without_jsonschema_the_same_first_error(monkeypatch, key, value, expected):
     """On a machine without the jsonschema package (a bare GPU image) the schema is checked by
-    vjepa.schema_check, with the same message for the same first error."""
-    with_it, without = _messages_without_jsonschema(bad_params(key, value), monkeypatch)
-    assert without == with_it
+    vjepa.schema_check: the same first schema error (none for the cross-key cases, and none for seed
+    1.0) and the same refusal, which names the schema error where there is one and else comes from
+    the cross-key checks."""
+    (schema, refusal), without = _checks_without_jsonschema(bad_params(key, value), monkeypatch)
+    assert without == (schema, refusal)
+    if expected is None:
+        assert schema == [] and refusal is None
+        return
+    assert refusal is not None and expected in refusal, refusal
+    assert (schema == []) == (key in CROSS_KEY)
+    if schema:
+        assert refusal == f"params.yaml: {schema[0]}"
+    else:
+        assert refusal.startswith(("params.yaml: (head ", "params.yaml: (ablation point ")), refusal
 
 
 def test_without_jsonschema_missing_sections_and_every_profile(monkeypatch):
