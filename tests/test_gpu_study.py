@@ -3,8 +3,11 @@ profile's size (--device cpu --tiny), so that it cannot rot while no GPU is arou
 and its deadline."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import platform
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from vjepa import gpu_study
 from vjepa.errors import DataError
@@ -76,20 +80,34 @@ def test_the_tiny_study_on_a_cpu_writes_table_one_throughput_and_stage_times(tin
 
     results = tmp_path / "results" / "gpu"
     assert "no GPU study recorded" in gpu_tex(results)
-    dest = gpu_study.record_in_results(out, record, results)
-    assert dest.name == f"{record['date']}-{dest.name.split('-', 3)[3]}" and (dest / "README.md").is_file()
+    assert record["device"] == (platform.processor() or "cpu")  # on a CPU, the processor's name
+    gpu = {**record, "device": "NVIDIA H100 80GB HBM3"}  # the name CUDA gives an H100
+    dest = gpu_study.record_in_results(out, gpu, results)
+    assert dest == results / f"{datetime.date.fromisoformat(record['date'])}-nvidia-h100-80gb-hbm3"
+    assert (dest / "README.md").is_file()
     assert {p.name for p in dest.iterdir()} == {"table1.md", "table1.json", "params.yaml", "logs", "README.md"}
     assert record["command"] in (dest / "README.md").read_text()
     tex = gpu_tex(results)
     assert tex.startswith("\\section{The paper-sized study on one GPU}") and f"results/gpu/{dest.name}" in tex
     assert f"Mixture density network & {knn} &" in tex and "22.36" in tex and "Raw pixels (floor)" in tex
+    assert gpu_study.record_in_results(out, gpu, results).name == f"{dest.name}-2"  # a second one that day
 
 
 def test_a_plan_over_the_deadline_is_refused_in_one_line_before_any_training(tin, tmp_path):
-    done = study("--data", tin, "--out", tmp_path / "late", "--device", "cpu", "--tiny", "--deadline", "30")
+    """A million steps cannot fit 300 s: once prepare, stats, reference and the timed steps have run
+    (about 20 s), the plan is printed and refused in one line, and no training starts."""
+    params = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
+    params["heads"], params["data"]["num_classes"] = ["deterministic"], 6  # the fixture's classes
+    params["train"]["steps"] = 1_000_000
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    done = study("--data", tin, "--out", tmp_path / "late", "--device", "cpu", "--params", tmp_path / "params.yaml",
+                 "--deadline", "300")
     last = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(last) == 1, done.stdout + done.stderr
-    assert last[0].startswith("gpu_study: error: ") and ("the plan needs" in last[0] or "did not succeed" in last[0])
+    refusal = re.fullmatch(r"gpu_study: error: the plan needs (\d+) s but (\d+) s of the 300 s deadline are left; "
+                           r"raise --deadline, lower train\.steps \(--params \S+\), or pass --fit", last[0])
+    assert refusal and int(refusal[1]) > 300 > int(refusal[2]) > 0, last[0]
+    assert "plan (deadline 300 s" in done.stdout and "deterministic  1000000" in done.stdout
     assert not list((tmp_path / "late" / "logs").glob("train-*.log"))
 
 
