@@ -93,8 +93,18 @@ def test_modes_are_counted():
 
 
 def test_modes_from_few_or_degenerate_draws():
-    g = torch.Generator().manual_seed(0)
-    few = torch.randn(16, 8, generator=g)
-    assert 1 <= count_modes(few) <= 4  # at most one component per 4 draws
-    clumps = torch.cat([torch.zeros(8, 8), torch.ones(8, 8)])  # two collapsed points, no spread
-    assert count_modes(clumps) in (1, 2)  # a degenerate fit does not crash the evaluation
+    """16 draws collapsed onto 1, 2 or 3 points (no spread, a degenerate fit) have that many modes."""
+    assert count_modes(torch.ones(16, 8)) == 1
+    assert count_modes(torch.cat([torch.zeros(8, 8), torch.ones(8, 8)])) == 2
+    corners = torch.cat([torch.zeros(6, 8), torch.eye(8)[0].expand(5, 8), torch.eye(8)[1].expand(5, 8)])
+    assert count_modes(corners) == 3
+    assert count_modes(torch.cat([torch.zeros(6, 8), torch.ones(5, 8), 2 * torch.ones(5, 8)])) == 3  # on a line
+
+
+@pytest.mark.xfail(strict=True, reason="count_modes over-counts from few draws: 16 draws of one Gaussian give 4 "
+                                       "modes for most seeds (full-covariance components of about 4 draws each "
+                                       "win on BIC); at 64 draws it gives 1")
+def test_modes_from_few_draws_of_one_gaussian():
+    """16 draws of one 8-d Gaussian have one mode."""
+    counts = [count_modes(torch.randn(16, 8, generator=torch.Generator().manual_seed(s))) for s in range(5)]
+    assert counts == [1] * 5
