@@ -142,12 +142,14 @@ def uninterrupted(project):
 
 
 def assert_same_training(project: Path, reference: Path, run: Path) -> None:
-    """Within fp32 tolerance: the loss curve, the val kNN history and the encoder's features."""
+    """Within fp32 tolerance: the loss curve, the val kNN history (both at every step they are due) and
+    the encoder's features."""
     a, b = checkpoint.load(reference / "checkpoint.pt"), checkpoint.load(run / "checkpoint.pt")
     assert b["step"] == a["step"] == 20 and not (run / "resume.pt").exists()
-    assert [r["step"] for r in b["curve"]] == [r["step"] for r in a["curve"]]
+    assert [r["step"] for r in b["curve"]] == [r["step"] for r in a["curve"]] == [5, 10, 15, 20]  # log_every 5
     for x, y in zip(a["curve"], b["curve"]):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-4)
+    assert [r["step"] for r in b["history"]] == [r["step"] for r in a["history"]] == [10, 20]  # eval_every 10
     for x, y in zip(a["history"], b["history"]):
         assert y["knn_top1"] == pytest.approx(x["knn_top1"], abs=0.01)  # a few of 360 images may swap
     assert rel(features(project, reference / "checkpoint.pt"), features(project, run / "checkpoint.pt")) < 1e-4
