@@ -20,8 +20,9 @@ BIN = Path(sys.executable).parent
 COPIED = ["Snakefile", "rules", "dvc.yaml", "src", "profiles", "envs", ".dvc/config", ".dvcignore", ".gitignore",
           "report/vjepa.tex", "report/.gitignore", "benchmarks/results", "results/gpu/README.md", "results/studies"]
 
-pytestmark = pytest.mark.skipif(not (BIN / "snakemake").exists() or not (BIN / "dvc").exists(),
-                                reason="snakemake and dvc are installed by scripts/setup.sh")
+# On the tests that run the tools; the profile tests below are plain Python and run without them.
+needs_tools = pytest.mark.skipif(not (BIN / "snakemake").exists() or not (BIN / "dvc").exists(),
+                                 reason="snakemake and dvc are installed by scripts/setup.sh")
 
 
 def run(args, cwd, check=True, env=None, path=()) -> subprocess.CompletedProcess:
@@ -74,6 +75,7 @@ def job_name(job: dict) -> str:
     return dvc_name(job["rule"], job["wildcards"])
 
 
+@needs_tools
 def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
     jobs, stages = dags(project_copy(tmp_path))
     jobs = {job_name(j): j for j in jobs if j["rule"] != "all"}
@@ -95,6 +97,7 @@ def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
     assert not any(o.endswith(("checkpoint.pt", ".npz")) for o in uncached)
 
 
+@needs_tools
 def test_dag_test_notices_drift(tmp_path):
     """The comparison above fails when one tool's stage changes alone."""
     root = project_copy(tmp_path)
@@ -106,6 +109,7 @@ def test_dag_test_notices_drift(tmp_path):
     assert set(stats_job["params"]["values"]) != set(stats_stage["params"])
 
 
+@needs_tools
 def test_lint_is_clean_and_dvc_reads_the_pipeline(tmp_path):
     root = project_copy(tmp_path, None)
     lint = run(["snakemake", "--lint"], root)
@@ -114,6 +118,7 @@ def test_lint_is_clean_and_dvc_reads_the_pipeline(tmp_path):
     assert '"train-deterministic@0" -> "embed-deterministic@0"' in dot
 
 
+@needs_tools
 def test_bad_params_stop_snakemake_before_any_job(tmp_path):
     root = project_copy(tmp_path)
     params = root / "params.yaml"
@@ -182,6 +187,7 @@ def check_declarations(audit: Path, root: Path) -> None:
         assert all((st.name, d) in UNREAD_ON_SMOKE for d in unread), (name, unread)
 
 
+@needs_tools
 @pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                     reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)")
 def test_smoke_profile_through_both_tools(tmp_path):
@@ -234,6 +240,7 @@ def test_smoke_profile_through_both_tools(tmp_path):
     assert "up to date" in run(["dvc", "status"], root).stdout
 
 
+@needs_tools
 @pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                     reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)")
 def test_smoke_pipeline_with_two_processes_per_training_through_snakemake(tmp_path):
@@ -319,6 +326,7 @@ def test_a_training_asks_slurm_for_its_gpus_nodes_and_tasks(nproc, nnodes):
         assert "--gpus=" not in call, call
 
 
+@needs_tools
 @pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
                     reason="the SLURM executor plugin is a test extra (pip install -e '.[test]')")
 def test_slurm_profile_plans_the_paper_study(tmp_path):
