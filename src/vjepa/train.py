@@ -87,10 +87,11 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                dynamic_ncols=True, mininterval=progress_interval())
 
     def save():
+        run.measured = share.values()
         if world.main:
             checkpoint.save(resume_path, run.checkpoint(cfg, model, opt, data.stats))
 
-    share = Measurements(model, cfg.trunk.predict_share)
+    share = Measurements(model, cfg.trunk.predict_share, run.measured, device)
     model.train()
     stop = StopRequest().install()
     try:
@@ -140,6 +141,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
         bar.close()
         log.close()
 
+    run.measured = share.values()
     if world.main:
         checkpoint.save(final_path, run.checkpoint(cfg, model, opt, data.stats))  # the loop flushed at the last step
         write_curves(out_dir, run.curve, run.history)
@@ -186,6 +188,7 @@ class RunState:
     skipped: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     resumed: bool = False
+    measured: dict[str, float] = field(default_factory=dict)  # the latest gradient measurement (logged each step)
 
     @classmethod
     def resume(cls, resume_path: Path, final_path: Path, cfg: Config, model: JEPA, opt, fresh: bool,
@@ -210,13 +213,14 @@ class RunState:
                                                    next(model.parameters()).device).state_dict())
                 continue
             return cls(int(state["step"]), list(state.get("curve", [])), list(state.get("history", [])),
-                       list(state.get("skipped_steps", [])), list(state.get("warnings", [])), resumed=True)
+                       list(state.get("skipped_steps", [])), list(state.get("warnings", [])), resumed=True,
+                       measured=dict(state.get("measured", {})))
         return cls()
 
     def checkpoint(self, cfg: Config, model: JEPA, opt, stats: dict) -> dict:
         return {"head": cfg.head_name, "config": cfg.to_dict(), "step": self.step, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "stats": stats, "history": self.history, "curve": self.curve,
-                "skipped_steps": self.skipped, "warnings": self.warnings,
+                "skipped_steps": self.skipped, "warnings": self.warnings, "measured": self.measured,
                 "world_size": distributed.world().size}  # for the record: a resume may use another
 
     def skip(self, scalars: dict[str, torch.Tensor], say) -> None:
@@ -329,14 +333,17 @@ def validate(model: JEPA, data: TrainingData, images: torch.Tensor, val_images: 
 
 class Measurements:
     """The latest measurement of each loss part's gradient on the encoder (`vjepa.gradient_share`),
-    logged with every step's scalars until the next one, and the scale that trunk.predict_share
-    keeps, updated at the scheduled measurements (every train.log_every steps) alone, so that a
-    resumed run, which measures once more on its first step for its logs, trains as one that ran
-    through."""
+    logged with every step's scalars until the next one (kept in checkpoints, so a resumed run logs
+    what one that ran through logs), and the scale that trunk.predict_share keeps, updated at the
+    scheduled measurements (every train.log_every steps) alone: a run resumed from a checkpoint
+    without a measurement measures once more on its first step, for its logs only."""
 
-    def __init__(self, model: JEPA, share: float | None):
+    def __init__(self, model: JEPA, share: float | None, saved: dict[str, float], device: torch.device):
         self.model, self.share = model, share
-        self.latest: dict[str, torch.Tensor] = {}
+        self.latest = {k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in saved.items()}
+
+    def values(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.latest.items()}
 
     def record(self, norms: dict[str, torch.Tensor] | None, *, first: bool, scheduled: bool) -> None:
         if norms is None:  # (norms are of the global batch's gradient, the same on every rank)
