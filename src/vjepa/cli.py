@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -75,11 +76,20 @@ def cmd_train(args) -> None:
         os.execve(command[0], command, launch.environment(spec, args.threads))
     world = distributed.start(cfg.train.device, spec["backend"])
     lock = exclusive_use(out, f"`vjepa train --head {args.head} --seed {cfg.seed}`") if world.main else None
+    laps = os.environ.get("VJEPA_TRAIN_LAPS")  # the GPU study's plan: the loop's parts timed, to this JSON file
+    clock = None
+    if laps:
+        from .runtime import pick_device
+        from .train import PhaseClock
+
+        clock = PhaseClock(pick_device(cfg.train.device))
     try:
         with lock or contextlib.nullcontext():
-            result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet)
+            result = train(cfg, args.data_dir, out, fresh=args.fresh, progress=not args.quiet, clock=clock)
     finally:
         distributed.stop()
+    if clock is not None:
+        Path(laps).write_text(json.dumps(clock.laps))
     if not world.main:
         return
     last = result["history"][-1]["knn_top1"] if result["history"] else None

@@ -54,12 +54,14 @@ class NonFiniteLoss(VJepaError):
 
 
 def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool = False,
-          progress: bool = True) -> dict:
+          progress: bool = True, clock: "PhaseClock | None" = None) -> dict:
     """Train one head; writes out_dir/checkpoint.pt (final) and out_dir/tb/ (TensorBoard).
 
     A periodic out_dir/resume.pt lets a rerun of the same command continue where an
-    interrupted one stopped; it is removed once the final checkpoint is written.
+    interrupted one stopped; it is removed once the final checkpoint is written. A `clock`
+    records the wall time of every part of the loop (the GPU study's plan).
     """
+    clock = clock or PhaseClock.off()
     out_dir, t, world = Path(out_dir), cfg.train, distributed.world()
     distributed.check_batch(t.batch_size)
     device = distributed.device(t.device)
@@ -98,6 +100,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     share = Measurements(model, cfg.trunk.predict_share, run.measured, device)
     model.train()
     stop = StopRequest().install()
+    clock.lap("setup")
     try:
         while run.step < t.steps:
             lr = lr_at(run.step, t.steps, t.warmup_steps, t.lr, t.min_lr)
@@ -107,8 +110,9 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             seed_step(gen, cfg.seed, run.step)
             batch = make_batch(images, stream.indices(run.step), cfg, data.stats, sampler, gen)
             scheduled = run.step % t.log_every == 0  # measure the parts' encoder gradients at these steps
+            measure = scheduled or not share.latest
             out = training_step(forward, model, opt, batch, momentum, t.grad_clip, skip_nonfinite=t.nonfinite == "skip",
-                                measure=scheduled or not share.latest)
+                                measure=measure)
             if not out.dropped:
                 share.record(out.part_norms, first=run.step == 0, scheduled=scheduled)
             run.step += 1
@@ -117,6 +121,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                 run.skip(scalars, say)
             else:
                 log.add(run.step, lr, momentum, scalars)
+            clock.lap("measured step" if measure else "step")
 
             if not out.dropped and (run.step % t.log_every == 0 or run.step == t.steps):
                 values = log.flush()
@@ -124,15 +129,18 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
                 if world.main:
                     log.snapshot(run.step, model, out.context, out.cond, t.batch_size)
                 bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{log.rate:.0f}", refresh=False)
+                clock.lap("log")
             if t.eval_every and (run.step % t.eval_every == 0 or run.step == t.steps):
                 row = validate(model, data, images, val_images, cfg)
                 run.history.append({"step": run.step, **row})
                 log.validation(run.step, row)
                 run.check_collapse(t, say)
                 say(f"step {run.step}: val kNN top-1 {row['knn_top1']:.4f}")
+                clock.lap("validate")
             if run.step % t.ckpt_every == 0 and run.step < t.steps:
                 log.flush()  # never save weights that a non-finite step has already spoilt
                 save()
+                clock.lap("save")
             bar.update(1)
             if distributed.any_rank(stop.requested):  # at a step boundary: weights, logs and curves agree
                 log.flush()
@@ -151,6 +159,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
         write_curves(out_dir, run.curve, run.history)
         resume_path.unlink(missing_ok=True)
     distributed.barrier()
+    clock.lap("final")
     return {"step": run.step, "resumed": run.resumed, "history": run.history}
 
 
@@ -247,6 +256,31 @@ class RunState:
         if not any(w.startswith("representation collapse") for w in self.warnings):
             self.warnings.append(message)
         say(f"warning: {message}")
+
+
+class PhaseClock:
+    """Wall seconds of each part of the training loop, in order: `lap(name)` charges
+    the time since the previous lap to `name`, after waiting for the device (so that a step's queued
+    kernels are charged to that step, not to the next host sync)."""
+
+    def __init__(self, device: torch.device | None = None):
+        from .throughput import sync
+
+        self.sync = (lambda: sync(device)) if device is not None else (lambda: None)
+        self.laps: list[tuple[str, float]] = []  # (part, seconds) in the order they ran
+        self._last = time.perf_counter()
+
+    @classmethod
+    def off(cls) -> "PhaseClock":
+        clock = cls()
+        clock.lap = lambda name: None
+        return clock
+
+    def lap(self, name: str) -> None:
+        self.sync()
+        now = time.perf_counter()
+        self.laps.append((name, now - self._last))
+        self._last = now
 
 
 class ScalarLog:
