@@ -206,7 +206,8 @@ def gpu_tex(gpu_dir: Path = GPU_DIR) -> str:
     for head, row in r["table"]["heads"].items():
         speed = row.get("throughput") or r.get("timing", {}).get("heads", {}).get(head)
         fast = (f"{speed['images_per_s']:.0f} & {100 * speed['mfu']:.1f}\\,\\% & "
-                + ("--" if speed.get("peak_memory_gb") is None else f"{speed['peak_memory_gb']:.1f}")) if speed else "-- & -- & --"
+                + ("--" if speed.get("peak_memory_gb") is None else f"{speed['peak_memory_gb']:.1f}")) \
+            if speed and "skipped" not in speed else "-- & -- & --"  # skipped: out of GPU memory
         paper = "--" if row.get("paper_knn_top1") is None else f"{row['paper_knn_top1']:.2f}"
         scores = (f"{pct(row['knn_top1'])} & {pct(row['probe_top1'])}" if row["finished"]
                   else r"\multicolumn{2}{c}{not finished}")
