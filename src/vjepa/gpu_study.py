@@ -235,8 +235,8 @@ class Study:
                 done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                       timeout=max(1.0, self.left() - self.reserve))
             except subprocess.TimeoutExpired:
-                raise ConfigError(f"the deadline passed while timing `vjepa {argv[0]}` for the plan; raise "
-                                  "--deadline") from None
+                raise ConfigError(f"the plan needs more time than the deadline leaves (it passed while timing "
+                                  f"`vjepa {argv[0]}`); raise --deadline") from None
         if done.returncode:
             raise ConfigError(f"`vjepa {' '.join(argv)}` failed while timing the plan; see {log.name}")
         return time.monotonic() - t0
@@ -284,6 +284,9 @@ def time_heads(study: Study, device_name: str, steps: int, time_one=None, time_e
     time_one, time_eval = time_one or time_head, time_eval or time_commands
     rows = {}
     for head in study.params["heads"]:
+        if study.left() < study.reserve:
+            raise ConfigError(f"the plan needs more time than the deadline leaves (it passed before timing {head}); "
+                              "raise --deadline")
         try:
             rows[head] = time_one(study, head, device, steps)
         except torch.cuda.OutOfMemoryError:
