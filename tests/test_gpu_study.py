@@ -59,7 +59,7 @@ def test_the_tiny_study_on_a_cpu_writes_table_one_throughput_and_stage_times(tin
         speed = row["throughput"]
         assert speed["images_per_s"] > 0 and 0 < speed["mfu"] < 1 and speed["flops_per_step"] > 0, head
         assert record["plan"]["heads"][head]["images"] == 4 * 16
-        assert (out / "results" / "heads" / head / "seed0" / "metrics.json").is_file()
+        assert (out / "work" / "results" / "heads" / head / "seed0" / "metrics.json").is_file()  # --work: OUT/work
     assert record["table"]["heads"]["diffusion"]["paper_knn_top1"] == 22.36
     assert record["table"]["heads"]["flow_matching"]["paper_knn_top1"] is None
     assert set(record["table"]["floors"]) == {"raw_pixels", "random_init"}
