@@ -177,3 +177,11 @@ def test_ddp_benchmark_runs_both_world_sizes_on_one_global_batch(tmp_path):
     assert [r["processes"] for r in runs] == [1, 2] and [r["threads_per_process"] for r in runs] == [2, 1]
     assert runs[1]["first_loss"] == pytest.approx(runs[0]["first_loss"], rel=1e-5)
     assert all(r["embedded_images"] == 1797 and r["embed_split_s"] > 0 for r in runs)
+
+
+def test_gradient_share_benchmark_times_plain_and_measured_steps(tmp_path):
+    out = tmp_path / "share.json"
+    run_script("gradient_share.py", "--params", SMOKE, "--steps", "6", "--out", out)
+    r = json.loads(out.read_text())
+    assert r["measured_step_s"] > 0 and r["step_s"] > 0 and r["log_every"] >= 1
+    assert r["added_fraction"] == pytest.approx((r["measured_step_s"] - r["step_s"]) / (r["log_every"] * r["step_s"]))
