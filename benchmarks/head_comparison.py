@@ -72,7 +72,8 @@ def table(summary: dict, heads: list[str], times: dict) -> str:
               "|---|---|---|---|---|---|---|---|"]
     num = lambda x, f: "" if x is None else format(x, f)
     for c in v["pairs"]:
-        lines.append(f"| {c['a']} | {c['b']} | {' / '.join(f'{d:+.2f}' for d in c['diffs'])} | {num(c['mean'], '+.2f')} "
+        diffs = " / ".join(f"{d:+.2f}" for d in c["diffs"])
+        lines.append(f"| {c['a']} | {c['b']} | {diffs} | {num(c['mean'], '+.2f')} "
                      f"| {num(c['p_holm'], '.3f')} | {num(c['p_equiv'], '.3f')} | {c['verdict']} "
                      f"| {num(c['seeds_to_resolve'], 'd')} |")
     return "\n".join(lines) + "\n"

@@ -53,7 +53,8 @@ class JEPA(nn.Module):
             self.predict_scale = None
 
     @torch.no_grad()
-    def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor, geometry: torch.Tensor | None = None) -> torch.Tensor:
+    def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor,
+                geometry: torch.Tensor | None = None) -> torch.Tensor:
         """Layer-normed (no affine) teacher tokens at the target positions: B×(M·Nt)×D. With
         trunk.target_view = other (`geometry`: every global view's view-to-image map), each view's
         targets are the next view's tokens at the same points of the image (`other_view_tokens`);

@@ -90,8 +90,8 @@ def trunk_tex(params: dict, sweeps_dir: Path = SWEEPS_DIR, studies_dir: Path = S
     controls = Path(studies_dir) / f"controls-{params['data']['source']}" / "table.json"
     if controls.is_file():
         lines += ["", *sweep_table(json.loads(controls.read_text()), controls, "tab:controls",
-                                   "Table~\\ref{tab:controls} takes the objective apart on this data source: which part "
-                                   "teaches the encoder, with the masked-token loss's measured share of the encoder's "
+                                   "Table~\\ref{tab:controls} takes the objective apart on this data source: which "
+                                   "part teaches the encoder, with the masked-token loss's measured share of the encoder's "
                                    "gradient (mean over the second half of training).", "Controls")]
     return "\n".join(lines) + "\n"
 

@@ -60,8 +60,7 @@ def summarize(params: dict, results_dir: str | Path, out_json: str | Path, tex_d
     ref = _read(results_dir / "reference" / "metrics.json", "run `vjepa reference` first")
     summary = {"data": params["data"]["source"], "seeds": list(params["seeds"]), "heads": rows,
                "comparison": {key: paired_comparison(rows, key) for key in ("knn_top1", "probe_top1")},
-               "verdicts": {key: verdict_file({h: {s: r[key] for s, r in rows[h]["per_seed"].items()} for h in rows
-                                               if rows[h][key] is not None}, key) for key in ("knn_top1", "probe_top1")},
+               "verdicts": {key: verdict_file(per_seed(rows, key), key) for key in ("knn_top1", "probe_top1")},
                "reference": {"raw_pixels": ref["raw_pixels"], "random_init": ref["random_init"]},
                "n_train": ref["n_train"], "n_val": ref["n_val"], "seed": params["seed"], "versions": versions()}
     write_json(out_json, summary)
@@ -95,6 +94,11 @@ def mean_std(values: list) -> tuple[float | None, float | None]:
         return None, None
     a = np.asarray(values, dtype=float)
     return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else None)
+
+
+def per_seed(rows: dict, key: str) -> dict[str, dict[int, float]]:
+    """{head: {seed: its `key`}} for the heads that have `key` on every seed."""
+    return {h: {s: r[key] for s, r in rows[h]["per_seed"].items()} for h in rows if rows[h][key] is not None}
 
 
 def paired_comparison(rows: dict, key: str, alpha: float = 0.05) -> list[dict]:
