@@ -141,7 +141,7 @@ def _share(row: dict) -> str:
     """The masked-token loss's mean share of the encoder's gradient over the run's second half, in %
     (blank for runs measured before the share was)."""
     g = row.get("gradient_share")
-    return "" if not g else f"{100 * g['predict_share_second_half']:.2g}"
+    return "--" if not g else f"{100 * g['predict_share_second_half']:.2g}"
 
 
 def _num_classes(args, values: dict) -> int:
@@ -174,9 +174,9 @@ def table(rows: list[dict], settings: list[dict], ref: dict, budget: dict) -> st
         rs = by_name.get(s["name"], [])
         if not rs:
             continue
-        fmt = lambda key: " / ".join(f"{100 * r[key]:.2f}" for r in rs)
-        fmt_s = lambda rs: " / ".join(f"{r['train_s']:.0f}" for r in rs)
-        rank = " / ".join(f"{r.get('effective_rank', float('nan')):.1f}" for r in rs)
+        fmt = lambda key: " / ".join(f"{100 * r[key]:.2f}" if r.get(key) is not None else "--" for r in rs)
+        fmt_s = lambda rs: " / ".join(f"{r['train_s']:.0f}" if r.get("train_s") is not None else "--" for r in rs)
+        rank = " / ".join(f"{r['effective_rank']:.1f}" if r.get("effective_rank") is not None else "--" for r in rs)
         share = " / ".join(_share(r) for r in rs)
         lines.append(f"| {s['name']} | {what[s['name']]} | {', '.join(str(r['seed']) for r in rs)} | {fmt('knn_top1')} "
                      f"| {fmt('probe_top1')} | {fmt('knn_top1_whitened')} | {rank} | {share} "

@@ -110,7 +110,7 @@ def sweep_table(sweep: dict, path: Path, label: str, intro: str, title: str) -> 
                                   if r.get("gradient_share") else "--" for r in rs)
     rows = [f"{tex_escape(n)} & {tex_escape(sweep.get('what', {}).get(n, ''))} & {fmt(rs, 'knn_top1')} & "
             f"{fmt(rs, 'probe_top1')} & {fmt(rs, 'knn_top1_whitened')} & {fmt(rs, 'effective_rank', 1, '.1f')} & "
-            f"{share(rs)} & {rs[0]['train_s']:.0f} \\\\" for n, rs in by_name.items()]
+            f"{share(rs)} & {_num(rs[0].get('train_s'), '.0f')} \\\\" for n, rs in by_name.items()]
     for key, label_ in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
         f = sweep.get("floors", {}).get(key)
         if f:
@@ -124,6 +124,10 @@ def sweep_table(sweep: dict, path: Path, label: str, intro: str, title: str) -> 
             f"\\label{{{label}}}", r"\resizebox{\textwidth}{!}{\begin{tabular}{llrrrrrr}", r"\toprule",
             r"Setting & What it changes & kNN & Probe & Whitened & Rank & Share & Train s \\", r"\midrule", *rows,
             r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
+
+
+def _num(x, fmt: str) -> str:
+    return "--" if x is None else format(x, fmt)
 
 
 def figures_tex(heads: list[str]) -> str:
