@@ -121,7 +121,7 @@ def sweep_table(sweep: dict, path: Path, label: str, intro: str, title: str) -> 
             "one value per training seed; whitened: kNN on PCA-whitened features; rank: effective rank of the "
             "features; share: the masked-token loss's share of the encoder's gradient in \\%; training seconds "
             "of the first seed.}",
-            f"\\label{{{label}}}", r"\resizebox{\textwidth}{!}{\begin{tabular}{llrrrrrr}", r"\toprule",
+            f"\\label{{{label}}}", r"\resizebox{\textwidth}{!}{\begin{tabular}{lp{4.5cm}rrrrrr}", r"\toprule",
             r"Setting & What it changes & kNN & Probe & Whitened & Rank & Share & Train s \\", r"\midrule", *rows,
             r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
 
