@@ -112,7 +112,8 @@ def _checks_without_jsonschema(params, monkeypatch):
 
 
 CROSS_KEY = {"mask.num_targets", "train.batch_size", "model.patch_size", "model.num_heads", "head.rnade.hidden_dim",
-             "train.warmup_steps", "trunk.global_views", "ablation.num_targets"}  # no schema error: a cross-key one
+             "train.warmup_steps", "trunk.global_views", "trunk.target_layers",
+             "ablation.num_targets"}  # no schema error: a cross-key one
 MORE = [("launch.nproc", 0, "launch.nproc = 0 is out of range; allowed range [1, 64]"),
         ("data.path", 3, "data.path = 3 has the wrong type; expected ['string', 'null']"),
         ("trunk.standardize", 1, "trunk.standardize = 1 has the wrong type; expected boolean"),
