@@ -25,7 +25,8 @@ def time_head(params: dict, head: str, batch: int, steps: int, device, draws: li
     bench = Bench(config(params, head), batch, device)
     it = iter(range(steps + 1))
     row = {"step_ms": 1e3 * seconds_per_call(lambda: bench.step(next(it)), device, repeats=steps)}
-    model, (x, masks, _) = bench.model, bench.batch(0)
+    model, batch = bench.model, bench.batch(0)
+    x, masks = batch.views, batch.masks
     model.eval()
     with torch.no_grad(), autocast(device):
         cond, _ = model.conditioning(x, masks)
