@@ -1,11 +1,13 @@
 """I-JEPA with a swappable head: student encoder, EMA teacher, predictor, head, and the shared
 cross-view objective of `trunk.py`.
 
-One `forward(views, masks, local)` gives the training loss: the teacher encodes each full
-view, its layer-normed tokens at the target positions are the targets; the student encodes
-each view's context only; the predictor turns context + target positions into `cond` for
-the head, whose loss is the masked-token loss. The student's pooled context features of
-every view (and of the small local views, encoded whole) feed the cross-view term.
+One `forward(views, masks, local, geometry)` gives the training loss and its weighted parts: the
+teacher encodes each full view, its layer-normed tokens at the target positions are the targets
+(or, with trunk.target_view: other, the next view's tokens at the same image points); the student
+encodes each view's context only; the predictor turns context + target positions into `cond` for
+the head, whose loss (times trunk.predict_weight) is the masked-token loss. The student's pooled
+context features of every view (and of the small local views, encoded whole) feed the cross-view
+term.
 """
 from __future__ import annotations
 
