@@ -141,7 +141,7 @@ def _share(row: dict) -> str:
     """The masked-token loss's mean share of the encoder's gradient over the run's second half, in %
     (blank for runs measured before the share was)."""
     g = row.get("gradient_share")
-    return "--" if not g else f"{100 * g['predict_share_second_half']:.2g}"
+    return "--" if not g else f"{100 * g['predict_share_second_half']:.3g}"
 
 
 def _num_classes(args, values: dict) -> int:

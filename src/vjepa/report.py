@@ -106,7 +106,7 @@ def sweep_table(sweep: dict, path: Path, label: str, intro: str, title: str) -> 
         by_name.setdefault(r["name"], []).append(r)
     fmt = lambda rs, k, scale=100, f=".2f": " / ".join(format(scale * r[k], f) if r.get(k) is not None else "--"
                                                        for r in rs)
-    share = lambda rs: " / ".join(f"{100 * r['gradient_share']['predict_share_second_half']:.2g}"
+    share = lambda rs: " / ".join(f"{100 * r['gradient_share']['predict_share_second_half']:.3g}"
                                   if r.get("gradient_share") else "--" for r in rs)
     rows = [f"{tex_escape(n)} & {tex_escape(sweep.get('what', {}).get(n, ''))} & {fmt(rs, 'knn_top1')} & "
             f"{fmt(rs, 'probe_top1')} & {fmt(rs, 'knn_top1_whitened')} & {fmt(rs, 'effective_rank', 1, '.1f')} & "
