@@ -25,8 +25,8 @@ def nan_loss_at(monkeypatch, bad_step: int):
     """The training loss becomes NaN on the given (1-based) step."""
     real, calls = JEPA.forward, {"n": 0}
 
-    def forward(self, views, masks, local=None):
-        loss, *rest = real(self, views, masks, local)
+    def forward(self, views, masks, local=None, geometry=None):
+        loss, *rest = real(self, views, masks, local, geometry)
         calls["n"] += 1
         return (loss * math.nan if calls["n"] == bad_step else loss, *rest)
 
@@ -68,8 +68,8 @@ def test_skip_mode_drops_the_bad_step_and_finishes(tmp_path, params, digits_dir,
 
 def test_many_bad_steps_in_a_row_still_stop_in_skip_mode(tmp_path, params, digits_dir, monkeypatch):
     real = JEPA.forward
-    monkeypatch.setattr(JEPA, "forward", lambda self, x, m, local=None: (real(self, x, m, local)[0] * math.nan,
-                                                                       *real(self, x, m, local)[1:]))
+    monkeypatch.setattr(JEPA, "forward", lambda self, x, m, local=None, geometry=None: (
+        real(self, x, m, local, geometry)[0] * math.nan, *real(self, x, m, local, geometry)[1:]))
     with pytest.raises(NonFiniteLoss, match="10 steps in a row"):
         train(cfg_for(params, nonfinite="skip", steps=30), digits_dir, tmp_path, progress=False)
 
