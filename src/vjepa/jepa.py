@@ -22,7 +22,7 @@ from .config import Config
 from .distributed import gather_rows, shard
 from .heads import Head, build_head
 from .masks import Masks
-from .trunk import CrossViewObjective
+from .trunk import CrossViewObjective, total
 from .vit import Predictor, VisionTransformer, gather_tokens
 
 
@@ -115,7 +115,7 @@ class JEPA(nn.Module):
                 local = gather_rows(self.encoder(local).mean(dim=1))
                 pooled = torch.cat([pooled, local.unflatten(0, (-1, pooled.shape[1]))])
             cross, terms = self.cross_view.weighted_terms(pooled)
-            extra = sum(cross.values(), pooled.new_zeros((), dtype=torch.float32))
+            extra = total(cross, pooled)
             loss = extra if loss is None else loss + extra
             parts, diag = {**parts, **cross}, {**diag, **terms}
         return loss, parts, diag, z.detach(), cond

@@ -41,10 +41,7 @@ class CrossViewObjective(nn.Module):
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """pooled: V×B×D student features, the global views first → (weighted sum, its detached terms)."""
         parts, diag = self.weighted_terms(pooled)
-        loss = pooled.new_zeros((), dtype=torch.float32)
-        for part in parts.values():
-            loss = loss + part
-        return loss, diag
+        return total(parts, pooled), diag
 
     def weighted_terms(self, pooled: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """({term: weight × term, with its graph} for every term whose weight is set, {trunk_TERM: the
@@ -67,6 +64,11 @@ class CrossViewObjective(nn.Module):
             terms["sigreg"] = t.sigreg_weight, torch.stack([sigreg(v, t.sigreg_projections) for v in z]).mean()
         return ({k: w * v for k, (w, v) in terms.items()},
                 {f"trunk_{k}": v.detach() for k, (_, v) in terms.items()})
+
+
+def total(parts: dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """The sum of the weighted terms in their order, from an fp32 zero on `like`'s device."""
+    return sum(parts.values(), like.new_zeros((), dtype=torch.float32))
 
 
 def describe(t) -> str:
