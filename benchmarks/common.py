@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: the package on the path, model sizes, and (from vjepa.throughput)
+"""What the benchmark scripts share: the package on the path, model sizes, and (from vjepa.training.throughput)
 timing and peak FLOP/s."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vjepa.config import load_params, resolve, set_dotted  # noqa: E402
-from vjepa.throughput import peak_matmul_flops, seconds_per_call, sync  # noqa: E402,F401
+from vjepa.core.config import load_params, resolve, set_dotted
+from vjepa.training.throughput import peak_matmul_flops, seconds_per_call, sync
 
 ALL_HEADS = ["deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"]
 # The paper's ViT: 64 px, patch 8 (8x8 grid), width 384, depth 10, 8 heads; predictor 192 x 4.

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/data_path.py [--batch 128] [--out logs/data_path.json]
 
-Times `vjepa.batch.make_batch` (the exact call the training loop makes: view and mask
+Times `vjepa.training.batch.make_batch` (the exact call the training loop makes: view and mask
 parameters from the CPU generator, one batched warp and colour jitter over uint8 images on the
 training device, masks as index tensors) and the default model's full training step in
 the same run, and prints their ratio: the data path must never be what the step waits on.
@@ -15,7 +15,7 @@ import torch
 
 from common import ROOT, config, seconds_per_call, sized_params, write_json
 from train_step import Bench
-from vjepa.runtime import configure, pick_device
+from vjepa.core.runtime import configure, pick_device
 
 
 def main() -> None:

@@ -31,12 +31,12 @@ from common import ROOT, config, sized_params, write_json
 def worker(args) -> None:
     import torch
 
-    from vjepa import distributed
-    from vjepa.batch import BatchStream, make_batch, seed_step
-    from vjepa.embed import extract_features, extract_features_across_ranks
-    from vjepa.jepa import JEPA
-    from vjepa.masks import MultiBlockMaskSampler
-    from vjepa.train import TrainingData, data_parallel, make_optimizer, training_step
+    from vjepa.core import distributed
+    from vjepa.training.batch import BatchStream, make_batch, seed_step
+    from vjepa.eval.embed import extract_features, extract_features_across_ranks
+    from vjepa.model.jepa import JEPA
+    from vjepa.model.masks import MultiBlockMaskSampler
+    from vjepa.training.train import TrainingData, data_parallel, make_optimizer, training_step
 
     torch.set_num_threads(max(1, args.threads // int(os.environ["LOCAL_WORLD_SIZE"])))
     overrides = {"train__batch_size": args.batch, "train__device": args.device}
@@ -115,7 +115,7 @@ def main() -> None:
         return worker(args)
 
     sys.path.insert(0, str(ROOT / "src"))
-    from vjepa.data import compute_stats, prepare
+    from vjepa.data.sources import compute_stats, prepare
 
     image_size = config(sized_params(args.params, args.size), args.head).data.image_size
     rows = []

@@ -16,7 +16,7 @@ import torch
 
 from common import ALL_HEADS, ROOT, config, peak_matmul_flops, seconds_per_call, sized_params, write_json
 from train_step import Bench, count_flops
-from vjepa.runtime import configure, pick_device
+from vjepa.core.runtime import configure, pick_device
 
 
 def main() -> None:

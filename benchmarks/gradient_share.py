@@ -1,4 +1,4 @@
-"""What measuring the loss parts' gradients on the encoder costs (`vjepa.gradient_share`): ordinary
+"""What measuring the loss parts' gradients on the encoder costs (`vjepa.model.gradient_share`): ordinary
 and measured training steps alternated in one run on synthetic images, their mean times (the two
 fastest and slowest of each dropped), and the share of training that a measurement every
 `train.log_every` steps adds.
@@ -13,11 +13,11 @@ import time
 import torch
 
 from common import ROOT, config, write_json
-from vjepa.batch import BatchStream, make_batch, seed_step
-from vjepa.config import load_params
-from vjepa.jepa import JEPA
-from vjepa.masks import MultiBlockMaskSampler
-from vjepa.train import make_optimizer, training_step
+from vjepa.training.batch import BatchStream, make_batch, seed_step
+from vjepa.core.config import load_params
+from vjepa.model.jepa import JEPA
+from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.training.train import make_optimizer, training_step
 
 
 def main() -> None:

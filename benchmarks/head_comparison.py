@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     sys.path.insert(0, str(ROOT / "src"))
-    from vjepa.config import load_params
+    from vjepa.core.config import load_params
 
     heads = args.heads or load_params(args.params)["heads"]
     values = {"heads": heads, "seeds": args.seeds, **(PAPER_TRUNK if args.trunk == "paper" else {})}
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     summary = json.loads((args.out / "metrics.json").read_text())
     for key, name in (("knn_top1", "verdict.json"), ("probe_top1", "verdict_probe.json")):
         (args.out / name).write_text(json.dumps(summary["verdicts"][key], indent=1))
-    from vjepa.verdict import scores_against_quality
+    from vjepa.report.verdict import scores_against_quality
 
     runs = [json.loads((args.out / "heads" / h / f"seed{s}" / "metrics.json").read_text())
             for h in heads for s in args.seeds]

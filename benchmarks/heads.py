@@ -16,7 +16,7 @@ import torch
 
 from common import ALL_HEADS, ROOT, config, seconds_per_call, sized_params, write_json
 from train_step import Bench
-from vjepa.runtime import autocast, configure, pick_device
+from vjepa.core.runtime import autocast, configure, pick_device
 
 SAMPLE_TOKENS = 64  # target tokens whose draws are timed
 

@@ -1,4 +1,4 @@
-"""kNN evaluation: vjepa.knn against scikit-learn's brute-force KNeighborsClassifier.
+"""kNN evaluation: vjepa.eval.knn against scikit-learn's brute-force KNeighborsClassifier.
 
     .venv/bin/python benchmarks/knn.py                      # 50,000 train x 10,000 val x 384 features
     .venv/bin/python benchmarks/knn.py --train 5000 --val 1000 --out logs/knn.json
@@ -37,7 +37,7 @@ def features(n_train: int, n_val: int, dim: int, classes: int, seed: int = 0):
 def run_vjepa(args):
     import torch
 
-    from vjepa.knn import knn_scores
+    from vjepa.eval.knn import knn_scores
 
     xt, yt, xv, _ = args
     t0 = time.perf_counter()
@@ -96,7 +96,7 @@ def main() -> None:
                "vjepa": {"seconds": t_ours, "peak_rss_gb": gb_ours,
                          "top1": float((ours == data[3]).mean())}}
     print(f"{args.train} train x {args.val} val x {args.dim} features, k={K}, T={T}, {threads} threads")
-    print(f"vjepa.knn     {t_ours:7.2f} s   peak RSS {gb_ours:.2f} GB (idle child with the imports: "
+    print(f"vjepa.eval.knn     {t_ours:7.2f} s   peak RSS {gb_ours:.2f} GB (idle child with the imports: "
           f"{base_gb:.2f} GB)   top-1 {results['vjepa']['top1']:.4f}")
     if not args.skip_sklearn:
         theirs, t_sk, _, gb_sk = in_child(run_sklearn, data)

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from common import ROOT, config, sized_params, write_json
-from vjepa.data import compute_stats, prepare
-from vjepa.train import train
+from vjepa.data.sources import compute_stats, prepare
+from vjepa.training.train import train
 
 
 def main() -> None:

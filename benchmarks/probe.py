@@ -1,4 +1,4 @@
-"""Linear probe: wall time of vjepa.probe.linear_probe on synthetic class-structured features.
+"""Linear probe: wall time of vjepa.eval.probe.linear_probe on synthetic class-structured features.
 
     .venv/bin/python benchmarks/probe.py                    # 50,000 train x 10,000 val x 384 features, 100 classes
     .venv/bin/python benchmarks/probe.py --n-train 1437 --n-val 360 --dim 64 --classes 10
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from knn import features  # also puts src/ on the path (via common)
-from vjepa.probe import linear_probe
+from vjepa.eval.probe import linear_probe
 
 
 def main() -> None:

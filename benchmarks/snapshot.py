@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from common import ROOT, config, sized_params, write_json
-from vjepa.masks import MultiBlockMaskSampler
-from vjepa.jepa import JEPA
-from vjepa.train import ScalarLog
+from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.model.jepa import JEPA
+from vjepa.training.train import ScalarLog
 
 PROFILE = ROOT / "profiles" / "gpu-10min.yaml"
 

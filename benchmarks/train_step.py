@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from common import ALL_HEADS, ROOT, config, peak_matmul_flops, seconds_per_call, sized_params, write_json
-from vjepa.augment import render_views, view_params
-from vjepa.batch import Batch, BatchStream, make_batch
-from vjepa.jepa import JEPA, param_groups
-from vjepa.masks import MultiBlockMaskSampler
-from vjepa.runtime import autocast, configure, pick_device
-from vjepa.train import make_optimizer, training_step
-from vjepa.vit import gather_tokens
+from vjepa.data.augment import render_views, view_params
+from vjepa.training.batch import Batch, BatchStream, make_batch
+from vjepa.model.jepa import JEPA, param_groups
+from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.core.runtime import autocast, configure, pick_device
+from vjepa.training.train import make_optimizer, training_step
+from vjepa.model.vit import gather_tokens
 
 STATS = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 GRAD_CLIP, MOMENTUM = 3.0, 0.99

@@ -71,7 +71,7 @@ def vjepa(args: list[str], log) -> None:
 
 
 def feature_diagnostics(embeddings: Path, num_classes: int, threads: int) -> dict:
-    """The effective rank and the whitened kNN of a run's features (`vjepa.evaluate.feature_spread`,
+    """The effective rank and the whitened kNN of a run's features (`vjepa.eval.evaluate.feature_spread`,
     k = 20, T = 0.07), for rows whose metrics.json predates them."""
     sys.path.insert(0, str(ROOT / "src"))
     from types import SimpleNamespace
@@ -79,7 +79,7 @@ def feature_diagnostics(embeddings: Path, num_classes: int, threads: int) -> dic
     import numpy as np
     import torch
 
-    from vjepa.evaluate import feature_spread
+    from vjepa.eval.evaluate import feature_spread
 
     torch.set_num_threads(threads)
     with np.load(embeddings) as f:
@@ -146,7 +146,7 @@ def _share(row: dict) -> str:
 
 def _num_classes(args, values: dict) -> int:
     sys.path.insert(0, str(ROOT / "src"))
-    from vjepa.config import load_params
+    from vjepa.core.config import load_params
 
     return int(values.get("data.num_classes", load_params(args.params)["data"]["num_classes"]))
 

@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from vjepa.config import ConfigError, load_params
+from vjepa.core.config import ConfigError, load_params
 
 # Rules run `python -m vjepa` from this checkout's src/, with the Python running Snakemake (the
 # project's venv) unless --use-conda gives each rule envs/vjepa.yaml.
@@ -48,8 +48,8 @@ SEEDS = list(config["seeds"])
 PARAMS_OPT = "" if PARAMS_FILE == "params.yaml" else f" --params {PARAMS_FILE}"
 OUTPUT_ROOTS = ["data", "results", "report"]
 
-from vjepa.config import ablation_grid
-from vjepa.stages import ablation_results
+from vjepa.core.config import ablation_grid
+from vjepa.pipeline.stages import ablation_results
 
 ABLATION_AREAS, ABLATION_BLOCKS = ([str(v) for v in axis] for axis in ablation_grid(config))
 ABLATION_RESULTS = ablation_results(config)
@@ -61,10 +61,10 @@ wildcard_constraints:
     blocks="|".join(ABLATION_BLOCKS),
 
 
-# Each stage's inputs, outputs, params and resources: the table in src/vjepa/stages.py (dvc.yaml is
-# rendered from it too); the package files it runs: vjepa.codedeps, from the imports.
-from vjepa.codedeps import closure
-from vjepa.stages import head_of, inputs, job_resources, stages
+# Each stage's inputs, outputs, params and resources: the table in src/vjepa/pipeline/stages.py (dvc.yaml is
+# rendered from it too); the package files it runs: vjepa.pipeline.codedeps, from the imports.
+from vjepa.pipeline.codedeps import closure
+from vjepa.pipeline.stages import head_of, inputs, job_resources, stages
 
 
 def _lookup(dotted):
@@ -120,7 +120,7 @@ def threads_option(st):
 
 def _gpus():
     """The GPUs given to this run (--resources gpu=N, e.g. by profiles/gpu): with more than one,
-    each GPU job claims its own (vjepa.gpus)."""
+    each GPU job claims its own (vjepa.pipeline.gpus)."""
     given = workflow.resource_settings.resources.get("gpu")
     value = getattr(given, "value", given)
     return int(value) if isinstance(value, (int, float)) else 0

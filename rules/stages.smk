@@ -1,5 +1,5 @@
-# One rule per stage of src/vjepa/stages.py (and per figure): the table says what each reads,
-# writes and needs (job_resources: the GPUs, nodes and tasks of a job); vjepa.codedeps says which
+# One rule per stage of src/vjepa/pipeline/stages.py (and per figure): the table says what each reads,
+# writes and needs (job_resources: the GPUs, nodes and tasks of a job); vjepa.pipeline.codedeps says which
 # package files it runs. dvc.yaml is rendered from the same table (`python -m vjepa dvc-yaml`).
 
 for _st in stages(config):

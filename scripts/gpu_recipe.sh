@@ -64,7 +64,7 @@ study() {  # piece2 in, then the study; extra arguments go to gpu_study.sh (e.g.
 land() {  # DIR: the returned study folder (files_at/study) into results/gpu/DATE-DEVICE/ of this checkout
     local from="${1:?usage: gpu_recipe.sh land DIR (the returned folder that --out named)}"
     PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-$root/.venv/bin/python}" -c \
-        "import sys; from pathlib import Path; from vjepa.gpu_study import land
+        "import sys; from pathlib import Path; from vjepa.pipeline.gpu_study import land
 print(land(Path(sys.argv[1]), *(Path(a) for a in sys.argv[2:])))" "$from" ${GPU_RECIPE_RESULTS:+"$GPU_RECIPE_RESULTS"}
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper-sized study on one GPU within a deadline, with plain `python -m vjepa` commands: no
-# Snakemake, no DVC, only PyTorch and the scientific stack (src/vjepa/gpu_study.py; --help for all).
+# Snakemake, no DVC, only PyTorch and the scientific stack (src/vjepa/pipeline/gpu_study.py; --help for all).
 #   bash scripts/gpu_study.sh --data DIR --out DIR [--deadline 600]      # on a GPU
 #   bash scripts/gpu_study.sh --data DIR --out DIR --device cpu --tiny   # the same script on a CPU, minutes
 # Python: $PYTHON, else this checkout's .venv, else python3; its first line (preflight) names the interpreter and
@@ -14,4 +14,4 @@ python="${PYTHON:-}"
 if [ -z "$python" ]; then
     if [ -x "$root/.venv/bin/python" ]; then python="$root/.venv/bin/python"; else python=python3; fi
 fi
-exec "$python" -m vjepa.gpu_study "$@"
+exec "$python" -m vjepa.pipeline.gpu_study "$@"

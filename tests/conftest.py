@@ -21,7 +21,7 @@ def params(default_params) -> dict:
 @pytest.fixture(scope="module")
 def digits_dir(tmp_path_factory):
     """Digits prepared at 16 px with their stats, shared by a module's tests."""
-    from vjepa.data import compute_stats, prepare
+    from vjepa.data.sources import compute_stats, prepare
 
     d = tmp_path_factory.mktemp("data")
     prepare("digits", d / "processed", image_size=16, num_classes=10, path=None, val_fraction=0.2, split_seed=0)

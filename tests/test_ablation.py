@@ -6,9 +6,9 @@ import pytest
 from conftest import tiny, write_params
 
 from vjepa.cli import main
-from vjepa.config import ConfigError, ablation_config, ablation_point_name, ablation_points, validate
-from vjepa.figures import FigureContext, render
-from vjepa.io import write_json
+from vjepa.core.config import ConfigError, ablation_config, ablation_point_name, ablation_points, validate
+from vjepa.report.figures import FigureContext, render
+from vjepa.core.io import write_json
 
 
 def test_points_and_their_configs(params):

@@ -1,4 +1,4 @@
-"""The audit records which params keys a command reads (vjepa.audit): the check behind the
+"""The audit records which params keys a command reads (vjepa.core.audit): the check behind the
 pipeline's declared params (tests/test_pipeline.py runs it on the smoke pipeline)."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vjepa import audit
-from vjepa.config import load_params, resolve
+from vjepa.core import audit
+from vjepa.core.config import load_params, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def test_a_heads_override_is_read_with_the_shared_key(recording):
 
 def test_a_watched_params_file_writes_the_same_report_setup(recording):
     """Recording only records: the report's settings table is the same through a params view."""
-    from vjepa.report import setup_tex
+    from vjepa.report.latex import setup_tex
 
     params = load_params(ROOT / "profiles/paper.yaml")  # nested per-head overrides
     audit.start()
@@ -68,4 +68,4 @@ def test_a_command_writes_its_record(tmp_path, monkeypatch):
     monkeypatch.setattr(audit, "_keys", None)
     assert main(["dvc-yaml", "--params", str(ROOT / "params.yaml"), "--out", str(tmp_path / "dvc.yaml")]) == 0
     record = json.loads((tmp_path / "audit" / "dvc-yaml.json").read_text())
-    assert "heads" in record["params"] and "vjepa.dvcfile" in record["modules"]
+    assert "heads" in record["params"] and "vjepa.pipeline.dvcfile" in record["modules"]

@@ -1,6 +1,6 @@
 import torch
 
-from vjepa.augment import apply_crops, crop_params, normalize, resize
+from vjepa.data.augment import apply_crops, crop_params, normalize, resize
 
 
 def test_crop_params_respect_scale_ratio_and_bounds():
@@ -71,8 +71,7 @@ from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
 
-from vjepa.augment import (ANGLE, BLUR, BRIGHTNESS, CONTRAST, GRAY, NUM_PARAMS, SATURATION,  # noqa: E402
-                           color_jitter, gaussian_blur, grayscale, render_views, view_params)
+from vjepa.data.augment import ANGLE, BLUR, BRIGHTNESS, CONTRAST, GRAY, NUM_PARAMS, SATURATION, color_jitter, gaussian_blur, grayscale, render_views, view_params
 
 UNIT = ([0.0] * 3, [1 / 255] * 3)  # mean/std that leave values at 0..255
 

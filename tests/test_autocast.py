@@ -1,7 +1,7 @@
 """Training under CUDA's bf16 autocast, emulated on the CPU: every head trains a few steps with finite
 losses close to the fp32 losses of the same steps, and samples finite draws.
 
-On CUDA, `vjepa.runtime.autocast` runs `training_step`'s forward under torch.autocast("cuda",
+On CUDA, `vjepa.core.runtime.autocast` runs `training_step`'s forward under torch.autocast("cuda",
 bfloat16): linears, matmuls, convolutions and attention in bf16, and the ops on CUDA's fp32 list in
 float32 (bf16 inputs upcast, float32 outputs). CPU autocast has the same bf16 list but a shorter
 fp32 list, which lacks most of CUDA's: left alone, those ops would run in bf16 here and never on CUDA.
@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils._pytree import tree_map
 
-from vjepa import train as train_module
-from vjepa.batch import BatchStream, make_batch, seed_step
-from vjepa.config import resolve
-from vjepa.jepa import JEPA
-from vjepa.masks import MultiBlockMaskSampler
-from vjepa.train import TrainingData, make_optimizer, training_step
+from vjepa.training import train as train_module
+from vjepa.training.batch import BatchStream, make_batch, seed_step
+from vjepa.core.config import resolve
+from vjepa.model.jepa import JEPA
+from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.training.train import TrainingData, make_optimizer, training_step
 
 from conftest import tiny
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from vjepa.cli import main
-from vjepa.config import set_dotted
+from vjepa.core.config import set_dotted
 
 from conftest import ROOT, write_params
 
@@ -76,10 +76,10 @@ def test_snakemake_refuses_each_before_any_job(tmp_path):
 
 
 def _messages_without_jsonschema(params, monkeypatch):
-    """The first schema error's message with jsonschema, then with vjepa.schema_check in its place."""
+    """The first schema error's message with jsonschema, then with vjepa.core.schema_check in its place."""
     import sys
 
-    from vjepa.config import _describe, schema_errors
+    from vjepa.core.config import _describe, schema_errors
 
     with_it = [_describe(e) for e in schema_errors(params)[:1]]
     monkeypatch.setitem(sys.modules, "jsonschema", None)  # `import jsonschema` now raises ImportError
@@ -90,11 +90,11 @@ def _messages_without_jsonschema(params, monkeypatch):
 
 def _checks_without_jsonschema(params, monkeypatch):
     """(first schema error's message as a list, validate's refusal or None) with jsonschema, then with
-    vjepa.schema_check in its place."""
+    vjepa.core.schema_check in its place."""
     import sys
 
-    from vjepa.config import _describe, schema_errors, validate
-    from vjepa.errors import ConfigError
+    from vjepa.core.config import _describe, schema_errors, validate
+    from vjepa.core.errors import ConfigError
 
     def checks():
         try:
@@ -124,7 +124,7 @@ MORE = [("launch.nproc", 0, "launch.nproc = 0 is out of range; allowed range [1,
                          ids=[c[0] for c in CASES] + ["launch.nproc", "data.path", "standardize", "seed"])
 def test_without_jsonschema_the_same_first_error(monkeypatch, key, value, expected):
     """On a machine without the jsonschema package (a bare GPU image) the schema is checked by
-    vjepa.schema_check: the same first schema error (none for the cross-key cases, and none for seed
+    vjepa.core.schema_check: the same first schema error (none for the cross-key cases, and none for seed
     1.0) and the same refusal, which names the schema error where there is one and else comes from
     the cross-key checks."""
     (schema, refusal), without = _checks_without_jsonschema(bad_params(key, value), monkeypatch)

@@ -4,9 +4,9 @@ import dataclasses
 
 import torch
 
-from vjepa.batch import BatchStream, make_batch, step_seed
-from vjepa.config import resolve
-from vjepa.masks import MultiBlockMaskSampler
+from vjepa.training.batch import BatchStream, make_batch, step_seed
+from vjepa.core.config import resolve
+from vjepa.model.masks import MultiBlockMaskSampler
 
 from conftest import tiny
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(BENCH))
 import knn as knn_bench  # noqa: E402
 import train_step  # noqa: E402
 from common import config, sized_params  # noqa: E402
-from vjepa.jepa import param_groups  # noqa: E402
+from vjepa.model.jepa import param_groups
 
 
 @pytest.mark.parametrize("head", ["deterministic", "mdn"])

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from vjepa import checkpoint
+from vjepa.model import checkpoint
 from vjepa.cli import main
 
 from conftest import tiny, write_params

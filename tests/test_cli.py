@@ -58,9 +58,9 @@ def test_batch_larger_than_dataset_is_refused_before_training(tmp_path, params):
     params["train"]["batch_size"] = 16
     write_params(tmp_path / "params.yaml", params)
     assert run_cli("prepare", cwd=tmp_path).returncode == 0 and run_cli("stats", cwd=tmp_path).returncode == 0
-    from vjepa.config import resolve
-    from vjepa.errors import ConfigError
-    from vjepa.train import train
+    from vjepa.core.config import resolve
+    from vjepa.core.errors import ConfigError
+    from vjepa.training.train import train
 
     params["train"]["batch_size"] = 5000
     cfg = resolve({**params, "data": {**params["data"], "source": "imagefolder", "path": "x"}}, "deterministic")

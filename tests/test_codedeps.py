@@ -1,5 +1,5 @@
-"""The package files each stage runs come from its imports (vjepa.codedeps), and dvc.yaml is the
-stage table's rendering (vjepa.dvcfile). The end-to-end pipeline test checks the closures against
+"""The package files each stage runs come from its imports (vjepa.pipeline.codedeps), and dvc.yaml is the
+stage table's rendering (vjepa.pipeline.dvcfile). The end-to-end pipeline test checks the closures against
 the modules each command really loads (tests/test_pipeline.py)."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from vjepa import codedeps
-from vjepa.config import load_params
-from vjepa.dvcfile import render
-from vjepa.heads import HEADS
-from vjepa.stages import stages
+from vjepa.pipeline import codedeps
+from vjepa.core.config import load_params
+from vjepa.pipeline.dvcfile import render
+from vjepa.model.heads import HEADS
+from vjepa.pipeline.stages import stages
 
 ROOT = Path(__file__).resolve().parents[1]
 P = "src/vjepa/"
@@ -24,34 +24,38 @@ def names(files):
 
 def test_train_runs_its_own_head_and_what_the_loop_imports_lazily():
     mdn = names(codedeps.closure("train", head="mdn"))
-    assert {"train.py", "knn.py", "embed.py", "head_metrics.py", "uncertainty.py", "checkpoint.py", "data.py",
-            "runtime.py", "heads/__init__.py", "heads/base.py", "heads/mdn.py", "schema.yaml"} <= mdn
-    assert not {"heads/diffusion.py", "heads/adaln.py", "summarize.py", "figures/__init__.py", "probe.py"} & mdn
+    assert {"training/train.py", "eval/knn.py", "eval/embed.py", "eval/head_metrics.py", "eval/uncertainty.py",
+            "model/checkpoint.py", "data/sources.py", "core/runtime.py", "model/heads/__init__.py",
+            "model/heads/base.py", "model/heads/mdn.py", "core/schema.yaml"} <= mdn
+    assert not {"model/heads/diffusion.py", "model/heads/adaln.py", "report/summarize.py",
+                "report/figures/__init__.py", "eval/probe.py"} & mdn
     diffusion = names(codedeps.closure("train", head="diffusion"))
-    assert mdn - {"heads/mdn.py"} | {"heads/diffusion.py", "heads/adaln.py"} == diffusion
+    assert mdn - {"model/heads/mdn.py"} | {"model/heads/diffusion.py", "model/heads/adaln.py"} == diffusion
 
 
 def test_small_commands_run_small_closures():
-    assert names(codedeps.closure("prepare")) == {"__init__.py", "__main__.py", "audit.py", "cli.py", "config.py", "data.py",
-                                                  "errors.py", "gpus.py", "io.py", "launch.py", "schema.yaml",
-                                                  "schema_check.py"}
+    assert names(codedeps.closure("prepare")) == {
+        "__init__.py", "__main__.py", "cli.py", "core/__init__.py", "core/audit.py", "core/config.py",
+        "core/errors.py", "core/io.py", "core/launch.py", "core/schema.yaml", "core/schema_check.py",
+        "data/__init__.py", "data/sources.py", "pipeline/__init__.py", "pipeline/gpus.py"}
     masks = names(codedeps.closure("figure", figure="masks"))
-    assert {"figures/__init__.py", "figures/common.py", "figures/masks.py", "masks.py", "data.py",
-            "summarize.py"} <= masks
-    assert not any(f.startswith("figures/") and f not in {"figures/__init__.py", "figures/common.py",
-                                                           "figures/masks.py"} for f in masks)
-    assert "augment.py" in names(codedeps.closure("reference"))
+    assert {"report/figures/__init__.py", "report/figures/common.py", "report/figures/masks.py", "model/masks.py",
+            "data/sources.py", "report/summarize.py"} <= masks
+    assert not any(f.startswith("report/figures/") and f not in {
+        "report/figures/__init__.py", "report/figures/common.py", "report/figures/masks.py"} for f in masks)
+    assert "data/augment.py" in names(codedeps.closure("reference"))
     samples = names(codedeps.closure("samples", head="flow"))
-    assert "heads/flow.py" in samples and "heads/mdn.py" not in samples
+    assert "model/heads/flow.py" in samples and "model/heads/mdn.py" not in samples
 
 
 def test_imports_inside_functions_and_relative_forms_are_followed():
-    tree = ast.parse("from . import checkpoint\nfrom .heads.mdn import MDNHead\n"
-                     "def f():\n    from .knn import knn_accuracy\n    import vjepa.probe\n    import numpy\n")
-    assert codedeps._imports_in([tree], "vjepa.train") == {"vjepa", "vjepa.checkpoint", "vjepa.heads.mdn",
-                                                           "vjepa.knn", "vjepa.probe"}
-    tree = ast.parse("from ..errors import DataError\nfrom .common import grid\n")
-    assert codedeps._imports_in([tree], "vjepa.figures.knn") == {"vjepa.errors", "vjepa.figures.common"}
+    tree = ast.parse("from . import batch\nfrom ..model import checkpoint\nfrom ..model.heads.mdn import MDNHead\n"
+                     "def f():\n    from ..eval.knn import knn_accuracy\n    import vjepa.eval.probe\n    import numpy\n")
+    assert codedeps._imports_in([tree], "vjepa.training.train") == {
+        "vjepa.training", "vjepa.training.batch", "vjepa.model", "vjepa.model.checkpoint", "vjepa.model.heads.mdn",
+        "vjepa.eval.knn", "vjepa.eval.probe"}
+    tree = ast.parse("from ...core.errors import DataError\nfrom .common import grid\n")
+    assert codedeps._imports_in([tree], "vjepa.report.figures.knn") == {"vjepa.core.errors", "vjepa.report.figures.common"}
 
 
 def test_every_stage_of_every_head_has_a_closure_of_real_files():
@@ -60,13 +64,13 @@ def test_every_stage_of_every_head_has_a_closure_of_real_files():
         for head in (HEADS if st.over in ("run", "head", "point") else [None]):
             files = codedeps.closure(st.vjepa_command, head=head, figure=st.figure)
             assert all((ROOT / f).is_file() for f in files), st.name
-            assert f"{P}cli.py" in files and f"{P}config.py" in files
+            assert f"{P}cli.py" in files and f"{P}core/config.py" in files
     with pytest.raises(KeyError, match="no command"):
         codedeps.closure("nonsense")
 
 
 def test_committed_dvc_yaml_is_the_rendering_of_the_stage_table():
-    """Edit src/vjepa/stages.py (or the imports), then run `python -m vjepa dvc-yaml`."""
+    """Edit src/vjepa/pipeline/stages.py (or the imports), then run `python -m vjepa dvc-yaml`."""
     assert (ROOT / "dvc.yaml").read_text() == render(load_params(ROOT / "params.yaml"))
 
 

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from vjepa.cli import main
-from vjepa.errors import VJepaError
-from vjepa.io import exclusive_use
+from vjepa.core.errors import VJepaError
+from vjepa.core.io import exclusive_use
 
 from conftest import tiny, write_params
 

@@ -1,7 +1,7 @@
 import pytest
 
-from vjepa.config import load_params, resolve, set_dotted, validate
-from vjepa.errors import ConfigError
+from vjepa.core.config import load_params, resolve, set_dotted, validate
+from vjepa.core.errors import ConfigError
 
 from conftest import ROOT, write_params
 

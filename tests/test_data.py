@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from vjepa import data
-from vjepa.errors import DataError
+from vjepa.data import sources as data
+from vjepa.core.errors import DataError
 
 SPLIT = dict(val_fraction=0.2, split_seed=0)
 

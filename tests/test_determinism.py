@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from vjepa import checkpoint
+from vjepa.model import checkpoint
 from vjepa.cli import main
 
 from conftest import tiny, write_params

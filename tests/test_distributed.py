@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from vjepa import checkpoint, distributed, launch
-from vjepa.config import validate
-from vjepa.data import load_data_stats, load_split
-from vjepa.embed import extract_features, images_to_tensor
-from vjepa.errors import ConfigError
-from vjepa.jepa import param_groups
+from vjepa.model import checkpoint
+from vjepa.core import distributed, launch
+from vjepa.core.config import validate
+from vjepa.data.sources import load_data_stats, load_split
+from vjepa.eval.embed import extract_features, images_to_tensor
+from vjepa.core.errors import ConfigError
+from vjepa.model.jepa import param_groups
 
 from conftest import ROOT, tiny, write_params
 
@@ -34,11 +35,11 @@ def vjepa(*args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-# Runs `vjepa` (argv after the first '--') with vjepa.train.make_batch wrapped: on rank RANK, at call
+# Runs `vjepa` (argv after the first '--') with vjepa.training.train.make_batch wrapped: on rank RANK, at call
 # CALL (step CALL), the process sends itself SIGNAL. Started plainly or by torchrun.
 HOOK = textwrap.dedent("""
     import os, signal, sys
-    import vjepa.train as t
+    import vjepa.training.train as t
     from vjepa.cli import main
     rank, call, sig = int(sys.argv[1]), int(sys.argv[2]), getattr(signal, sys.argv[3])
     real, calls = t.make_batch, [0]

@@ -18,9 +18,9 @@ import pytest
 import torch
 import yaml
 
-from vjepa import gpu_study
-from vjepa.errors import ConfigError, DataError
-from vjepa.train import HISTOGRAM_VALUES, SNAPSHOT_TOKENS, ScalarLog
+from vjepa.pipeline import gpu_study
+from vjepa.core.errors import ConfigError, DataError
+from vjepa.training.train import HISTOGRAM_VALUES, SNAPSHOT_TOKENS, ScalarLog
 
 from conftest import ROOT
 from test_data import _hf_table

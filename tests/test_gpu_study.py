@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from vjepa import gpu_study
-from vjepa.errors import DataError
+from vjepa.pipeline import gpu_study
+from vjepa.core.errors import DataError
 
 from conftest import ROOT
 from test_data import _hf_table
@@ -76,7 +76,7 @@ def test_the_tiny_study_on_a_cpu_writes_table_one_throughput_and_stage_times(tin
     assert f"| mdn | {knn} |" in md and "| train-flow |" in md
 
     # --record's copy under results/gpu/DATE-DEVICE/, and the report's section from it
-    from vjepa.report import gpu_tex
+    from vjepa.report.latex import gpu_tex
 
     results = tmp_path / "results" / "gpu"
     assert "no GPU study recorded" in gpu_tex(results)

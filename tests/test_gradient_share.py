@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from vjepa import gradient_share
-from vjepa.config import resolve, validate
-from vjepa.errors import ConfigError
-from vjepa.jepa import JEPA, scale_gradient
-from vjepa.masks import MultiBlockMaskSampler
-from vjepa.train import training_step, make_optimizer
-from vjepa.batch import Batch
+from vjepa.model import gradient_share
+from vjepa.core.config import resolve, validate
+from vjepa.core.errors import ConfigError
+from vjepa.model.jepa import JEPA, scale_gradient
+from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.training.train import training_step, make_optimizer
+from vjepa.training.batch import Batch
 
 from conftest import tiny
 
@@ -129,9 +129,9 @@ def test_a_run_logs_the_shares_and_metrics_json_summarises_them(params, digits_d
     """A run with trunk.predict_share: the logged share is held near the set share (on average: each
     measurement is one batch's, taken before the scale it leads to), where without it the masked-token
     loss's share is tiny; the curve has every part's norm; evaluate writes the summary."""
-    from vjepa.embed import embed
-    from vjepa.evaluate import evaluate
-    from vjepa.train import train
+    from vjepa.eval.embed import embed
+    from vjepa.eval.evaluate import evaluate
+    from vjepa.training.train import train
 
     params = tiny(params)
     params["train"].update(steps=30, log_every=3, eval_every=0, ckpt_every=30)

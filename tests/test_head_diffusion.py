@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from vjepa.heads.diffusion import DiffusionHead, ddim_sample, ddim_timesteps, linear_alpha_bar
+from vjepa.model.heads.diffusion import DiffusionHead, ddim_sample, ddim_timesteps, linear_alpha_bar
 
 ALPHA_BAR = linear_alpha_bar(1000, 1e-4, 0.02).float()
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from vjepa.heads.flow import FlowHead
+from vjepa.model.heads.flow import FlowHead
 
 
 def perturb(head: FlowHead, scale: float = 0.15) -> FlowHead:

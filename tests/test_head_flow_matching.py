@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from vjepa.heads.flow_matching import FlowMatchingHead, integrate
+from vjepa.model.heads.flow_matching import FlowMatchingHead, integrate
 
 
 def gaussian_velocity(mu: torch.Tensor, sigma: float):

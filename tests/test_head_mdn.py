@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from vjepa.heads.mdn import MDNHead
+from vjepa.model.heads.mdn import MDNHead
 
 LOW, HIGH = -5.0, 2.0
 

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from vjepa.config import resolve
-from vjepa.head_metrics import head_metrics, held_out_batches, sample_quality
-from vjepa.heads.mdn import inverse_soft_clamp
-from vjepa.jepa import JEPA
+from vjepa.core.config import resolve
+from vjepa.eval.head_metrics import head_metrics, held_out_batches, sample_quality
+from vjepa.model.heads.mdn import inverse_soft_clamp
+from vjepa.model.jepa import JEPA
 
 from conftest import tiny
 

@@ -5,7 +5,7 @@ import torch
 from torch.autograd.functional import jacobian
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
-from vjepa.heads.rnade import RNADEHead
+from vjepa.model.heads.rnade import RNADEHead
 
 
 def randomized(head: RNADEHead, std: float = 0.3) -> RNADEHead:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vjepa import checkpoint
-from vjepa.data import compute_stats, prepare
+from vjepa.model import checkpoint
+from vjepa.data.sources import compute_stats, prepare
 
 from conftest import ROOT, tiny, write_params
 

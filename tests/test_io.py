@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from vjepa.io import atomic_path, write_json, write_npz
+from vjepa.core.io import atomic_path, write_json, write_npz
 
 from conftest import ROOT
 

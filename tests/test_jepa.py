@@ -4,12 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vjepa.config import resolve
-from vjepa.heads import HEADS, build_head
-from vjepa.heads.deterministic import DeterministicHead
-from vjepa.jepa import JEPA, ema_at, lr_at, param_groups
-from vjepa.masks import MultiBlockMaskSampler
-from vjepa.regularizers import covariance_penalty, effective_rank, variance_hinge
+from vjepa.core.config import resolve
+from vjepa.model.heads import HEADS, build_head
+from vjepa.model.heads.deterministic import DeterministicHead
+from vjepa.model.jepa import JEPA, ema_at, lr_at, param_groups
+from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.model.regularizers import covariance_penalty, effective_rank, variance_hinge
 
 from conftest import tiny
 
@@ -167,7 +167,7 @@ def test_registry_builds_every_head():
 
 def _theta(*rows):
     """view_theta of crop rows (cx, cy, w, h, sign), no rotation."""
-    from vjepa.augment import view_theta
+    from vjepa.data.augment import view_theta
 
     return view_theta(torch.tensor([[*r, 0.0] for r in rows]))
 
@@ -178,7 +178,7 @@ def _normed(r, n, d):
 
 
 def test_other_view_tokens_of_the_same_crop_are_its_own_and_of_the_mirror_are_mirrored():
-    from vjepa.jepa import other_view_tokens
+    from vjepa.model.jepa import other_view_tokens
 
     g, d = 4, 8
     h = _normed(4, g * g, d)  # 2 views x 2 images, view-major
@@ -192,7 +192,7 @@ def test_other_view_tokens_of_the_same_crop_are_its_own_and_of_the_mirror_are_mi
 
 
 def test_other_view_tokens_interpolate_inside_the_other_view_and_keep_their_own_outside():
-    from vjepa.jepa import other_view_tokens
+    from vjepa.model.jepa import other_view_tokens
 
     g, d = 4, 8
     h = _normed(2, g * g, d)  # view 0: the whole image; view 1: its right half (full height)
@@ -206,9 +206,9 @@ def test_other_view_tokens_interpolate_inside_the_other_view_and_keep_their_own_
 
 
 def test_target_view_other_trains_and_needs_two_views(params, digits_dir, tmp_path):
-    from vjepa.config import validate
-    from vjepa.errors import ConfigError
-    from vjepa.train import train
+    from vjepa.core.config import validate
+    from vjepa.core.errors import ConfigError
+    from vjepa.training.train import train
 
     params = tiny(params)
     params["trunk"]["target_view"] = "other"

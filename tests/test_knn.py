@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from vjepa.knn import knn_accuracy, knn_scores
+from vjepa.eval.knn import knn_accuracy, knn_scores
 
 
 def brute_force_weighted_knn(train, train_labels, queries, k, temperature, num_classes):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vjepa.masks import MultiBlockMaskSampler
+from vjepa.model.masks import MultiBlockMaskSampler
 
 G = 8
 

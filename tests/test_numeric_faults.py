@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from vjepa import checkpoint
+from vjepa.model import checkpoint
 from vjepa.cli import main
-from vjepa.config import resolve
-from vjepa.jepa import JEPA
-from vjepa.train import NonFiniteLoss, train
+from vjepa.core.config import resolve
+from vjepa.model.jepa import JEPA
+from vjepa.training.train import NonFiniteLoss, train
 
 from conftest import tiny, write_params
 

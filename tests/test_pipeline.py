@@ -63,7 +63,7 @@ def dags(root: Path) -> tuple[list[dict], list[dict]]:
 
 def dvc_name(rule: str, w: dict) -> str:
     """DVC's name for a Snakemake job: rule-head@seed for the per-run stages, rule-head per head,
-    rule@area-blocks for the masking sweep (vjepa.dvcfile)."""
+    rule@area-blocks for the masking sweep (vjepa.pipeline.dvcfile)."""
     if "area" in w:
         return f"{rule}@{w['area']}-{w['blocks']}"
     if "head" not in w:
@@ -161,9 +161,9 @@ UNREAD_ON_SMOKE = {("summarize", "head"): "per-head overrides of train.batch_siz
 def check_declarations(audit: Path, root: Path) -> None:
     """Each command's record against its stage: every package module it loaded is a declared code
     dep, every params key it read is declared, and every declared key was read."""
-    from vjepa.codedeps import _module_file, closure
-    from vjepa.config import load_params
-    from vjepa.stages import head_of, stages
+    from vjepa.pipeline.codedeps import _module_file, closure
+    from vjepa.core.config import load_params
+    from vjepa.pipeline.stages import head_of, stages
 
     params = load_params(root / "params.yaml")
     table = {st.name: st for st in stages(params)}
@@ -262,7 +262,7 @@ def test_smoke_pipeline_with_two_processes_per_training_through_snakemake(tmp_pa
 
 
 def test_every_profile_is_a_complete_valid_params_file():
-    from vjepa.config import load_params, resolve
+    from vjepa.core.config import load_params, resolve
 
     for path in sorted((ROOT / "profiles").glob("*.yaml")):
         params = load_params(path)  # schema + cross-key checks
@@ -275,8 +275,8 @@ def test_every_profile_is_a_complete_valid_params_file():
 
 def test_snakemake_profiles_name_existing_rules_and_give_every_gpu_stage_a_gpu():
     import yaml
-    from vjepa.config import load_params
-    from vjepa.stages import stages
+    from vjepa.core.config import load_params
+    from vjepa.pipeline.stages import stages
 
     table = stages(load_params(ROOT / "profiles/paper.yaml"))
     rules = {st.name for st in table}
@@ -305,8 +305,8 @@ def test_a_training_asks_slurm_for_its_gpus_nodes_and_tasks(nproc, nnodes):
     import yaml
     from snakemake_executor_plugin_slurm.submit_string import get_submit_command
     from snakemake_executor_plugin_slurm.utils import set_gres_string
-    from vjepa.config import load_params
-    from vjepa.stages import job_resources, stage
+    from vjepa.core.config import load_params
+    from vjepa.pipeline.stages import job_resources, stage
 
     class Resources(dict):
         __getattr__ = dict.__getitem__

@@ -1,4 +1,4 @@
-"""vjepa.probe.linear_probe: known answers, agreement with scikit-learn, determinism, bad inputs."""
+"""vjepa.eval.probe.linear_probe: known answers, agreement with scikit-learn, determinism, bad inputs."""
 import numpy as np
 import pytest
 import torch
@@ -6,8 +6,8 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from vjepa.errors import DataError, VJepaError
-from vjepa.probe import linear_probe
+from vjepa.core.errors import DataError, VJepaError
+from vjepa.eval.probe import linear_probe
 
 
 def blobs(n_train=400, n_val=200, dim=20, classes=5, spread=10.0, seed=0):

@@ -4,12 +4,12 @@ import shutil
 import numpy as np
 import pytest
 
-from vjepa.errors import VJepaError
-from vjepa.figures import FIGURES, figure_names
-from vjepa.figures.common import pca
-from vjepa.io import file_digest
-from vjepa.report import build_pdf, figures_tex, setup_tex, tex_escape
-from vjepa.summarize import macro_name, numbers_tex
+from vjepa.core.errors import VJepaError
+from vjepa.report.figures import FIGURES, figure_names
+from vjepa.report.figures.common import pca
+from vjepa.core.io import file_digest
+from vjepa.report.latex import build_pdf, figures_tex, setup_tex, tex_escape
+from vjepa.report.summarize import macro_name, numbers_tex
 
 SUMMARY = {"heads": {"deterministic": {"knn_top1": 0.5, "knn_top5": 0.9},
                      "flow_matching": {"knn_top1": 0.61234, "knn_top5": 0.95}},
@@ -80,7 +80,7 @@ def test_pdf_appears_only_when_the_build_succeeds(tmp_path):
 def test_trunk_section_prints_the_sweep_and_the_controls_with_their_shares(params, tmp_path):
     import json
 
-    from vjepa.report import trunk_tex
+    from vjepa.report.latex import trunk_tex
 
     row = lambda name, seed, share: {"name": name, "seed": seed, "knn_top1": 0.9, "probe_top1": 0.95,
                                      "knn_top1_whitened": 0.93, "effective_rank": 12.3, "train_s": 60.0,

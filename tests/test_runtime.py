@@ -5,8 +5,8 @@ import sys
 import pytest
 import torch
 
-from vjepa.errors import ConfigError
-from vjepa.runtime import autocast, keep_freed_memory, pick_device
+from vjepa.core.errors import ConfigError
+from vjepa.core.runtime import autocast, keep_freed_memory, pick_device
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")

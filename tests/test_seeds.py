@@ -7,9 +7,9 @@ import pytest
 from conftest import tiny, write_params
 
 from vjepa.cli import main
-from vjepa.figures import FigureContext, render
-from vjepa.io import run_dir, write_json
-from vjepa.summarize import comparison_tex, head_row, paired_comparison, summarize, table_tex
+from vjepa.report.figures import FigureContext, render
+from vjepa.core.io import run_dir, write_json
+from vjepa.report.summarize import comparison_tex, head_row, paired_comparison, summarize, table_tex
 
 
 def fake_metrics(knn: float, probe: float, coverage_50: float = 0.4) -> dict:
@@ -96,7 +96,7 @@ def test_curve_figures_draw_the_spread_over_seeds(tmp_path, params):
     import matplotlib
 
     matplotlib.use("Agg")
-    from vjepa.figures import knn
+    from vjepa.report.figures import knn
 
     fig = knn.plot(ctx)
     ax = fig.axes[0]
@@ -104,7 +104,7 @@ def test_curve_figures_draw_the_spread_over_seeds(tmp_path, params):
     assert np.allclose(ax.lines[0].get_ydata(), [100 * (0.05 + 0.05), 100 * (0.05 + 0.1)])  # mean of the two seeds
     paths = render("calibration", ctx, tmp_path / "fig")
     assert all(p.stat().st_size > 1000 for p in paths)
-    from vjepa.figures import gradient_share
+    from vjepa.report.figures import gradient_share
 
     ax = gradient_share.plot(ctx).axes[0]  # one point per head and seed: (share %, kNN %)
     assert len(ax.lines) == len(params["heads"])

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from vjepa import checkpoint
-from vjepa.config import resolve
-from vjepa.errors import CheckpointError
-from vjepa.train import train
+from vjepa.model import checkpoint
+from vjepa.core.config import resolve
+from vjepa.core.errors import CheckpointError
+from vjepa.training.train import train
 
 from conftest import tiny
 
@@ -19,7 +19,7 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
     import os
     import signal
 
-    import vjepa.train as train_module
+    import vjepa.training.train as train_module
 
     calls = {"n": 0}
     real = train_module.make_batch  # called once per training step
@@ -70,8 +70,8 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 
 def test_short_training_beats_the_random_initialisation(tmp_path, params, digits_dir):
     """A small version of the demo's claim: trained features beat the untrained encoder's by kNN."""
-    from vjepa.embed import embed
-    from vjepa.evaluate import evaluate
+    from vjepa.eval.embed import embed
+    from vjepa.eval.evaluate import evaluate
 
     data = digits_dir
     params["data"]["image_size"] = 16

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vjepa.config import TrunkConfig
-from vjepa.regularizers import covariance_penalty, epps_pulley, invariance, sigreg, variance_hinge
-from vjepa.trunk import CrossViewObjective, projector
+from vjepa.core.config import TrunkConfig
+from vjepa.model.regularizers import covariance_penalty, epps_pulley, invariance, sigreg, variance_hinge
+from vjepa.model.trunk import CrossViewObjective, projector
 
 GAUSS_EP = math.sqrt(2 * math.pi) * (1 - 1 / math.sqrt(3))  # E[Epps-Pulley] of N(0, 1) samples
 POINT_EP = math.sqrt(2 * math.pi) * (1 - 2 / math.sqrt(2) + 1 / math.sqrt(3))  # per sample, all at one point

@@ -4,8 +4,7 @@ import math
 import pytest
 import torch
 
-from vjepa.uncertainty import (count_modes, coverage, energy_score, mean_pairwise_distance, pit,
-                               spread_error_correlation)
+from vjepa.eval.uncertainty import count_modes, coverage, energy_score, mean_pairwise_distance, pit, spread_error_correlation
 
 T, D, N = 400, 4, 256
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vjepa.verdict import equivalence_pvalue, paired_t_pvalue, holm, pair_verdicts, seeds_to_resolve, verdict_file
+from vjepa.report.verdict import equivalence_pvalue, paired_t_pvalue, holm, pair_verdicts, seeds_to_resolve, verdict_file
 
 
 def study(**diffs_to_base):
@@ -76,7 +76,7 @@ def test_one_seed_gives_unresolved_without_p_values_and_the_file_layout():
 
 
 def test_scores_against_quality_known_correlations():
-    from vjepa.verdict import scores_against_quality
+    from vjepa.report.verdict import scores_against_quality
 
     runs = [{"head": h, "knn_top1": k, "head_metrics": {"energy_score_per_dim": e, "coverage_50": 0.5, "coverage_90": c,
                                                           **({"nll_per_dim": n} if n is not None else {})}}

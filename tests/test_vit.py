@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from vjepa.vit import Predictor, VisionTransformer, gather_tokens, predictor_attn_mask, sincos_pos_embed
+from vjepa.model.vit import Predictor, VisionTransformer, gather_tokens, predictor_attn_mask, sincos_pos_embed
 
 
 def test_sincos_positions_known_values():

@@ -8,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from . import audit, launch
-from .config import load_params, parse_yaml, resolve, set_dotted, validate
-from .errors import VJepaError
-from .gpus import GPU_COMMANDS, claim_gpu, keep_claims_across_exec
-from .io import exclusive_use, run_dir
+from vjepa.core import audit, launch
+from vjepa.core.config import load_params, parse_yaml, resolve, set_dotted, validate
+from vjepa.core.errors import VJepaError
+from vjepa.pipeline.gpus import GPU_COMMANDS, claim_gpu, keep_claims_across_exec
+from vjepa.core.io import exclusive_use, run_dir
 
 
 def _params(args) -> dict:
@@ -40,7 +40,7 @@ def cmd_check_params(args) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from .data import prepare
+    from vjepa.data.sources import prepare
 
     d = _params(args)["data"]
     summary = prepare(d["source"], Path(args.data_dir) / "processed", image_size=d["image_size"],
@@ -50,7 +50,7 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_stats(args) -> None:
-    from .data import compute_stats
+    from vjepa.data.sources import compute_stats
 
     params = _params(args)
     data_dir = Path(args.data_dir)
@@ -60,8 +60,8 @@ def cmd_stats(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from . import distributed
-    from .train import train
+    from vjepa.core import distributed
+    from vjepa.training.train import train
 
     params = _params(args)
     cfg, out = _run(args, params)
@@ -79,8 +79,8 @@ def cmd_train(args) -> None:
     laps = os.environ.get("VJEPA_TRAIN_LAPS")  # the GPU study's plan: the loop's parts timed, to this JSON file
     clock = None
     if laps:
-        from .runtime import pick_device
-        from .train import PhaseClock
+        from vjepa.core.runtime import pick_device
+        from vjepa.training.train import PhaseClock
 
         clock = PhaseClock(pick_device(cfg.train.device))
     try:
@@ -98,8 +98,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_embed(args) -> None:
-    from . import distributed
-    from .embed import embed
+    from vjepa.core import distributed
+    from vjepa.eval.embed import embed
 
     params = _params(args)
     cfg, out_dir = _run(args, params)  # refuse bad params before any work, as every stage does
@@ -116,7 +116,7 @@ def cmd_embed(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate
+    from vjepa.eval.evaluate import evaluate
 
     params = _params(args)
     cfg, out_dir = _run(args, params)
@@ -130,7 +130,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_ablate(args) -> None:
-    from .ablation import run_point
+    from vjepa.training.ablation import run_point
 
     m = run_point(_params(args), args.area, args.blocks, args.data_dir, args.results_dir, progress=not args.quiet)
     print(f"ablation area {args.area}, {args.blocks} blocks: kNN top-1 {m['knn_top1']:.4f}, "
@@ -138,7 +138,7 @@ def cmd_ablate(args) -> None:
 
 
 def cmd_reference(args) -> None:
-    from .reference import reference
+    from vjepa.eval.reference import reference
 
     cfg = resolve(_params(args), None)
     out = Path(args.out) if args.out else Path(args.results_dir) / "reference" / "metrics.json"
@@ -148,7 +148,7 @@ def cmd_reference(args) -> None:
 
 
 def cmd_summarize(args) -> None:
-    from .summarize import summarize
+    from vjepa.report.summarize import summarize
 
     params = _params(args)
     out = Path(args.out) if args.out else Path(args.results_dir) / "metrics.json"
@@ -158,7 +158,7 @@ def cmd_summarize(args) -> None:
 
 
 def cmd_samples(args) -> None:
-    from .samples import draw_samples
+    from vjepa.eval.samples import draw_samples
 
     params = _params(args)
     cfg, out_dir = _run(args, params)
@@ -170,7 +170,7 @@ def cmd_samples(args) -> None:
 
 
 def cmd_figure(args) -> None:
-    from .figures import FIGURES, FigureContext, figure_names, render
+    from vjepa.report.figures import FIGURES, FigureContext, figure_names, render
 
     params = _params(args)
     if args.name not in FIGURES:
@@ -183,7 +183,7 @@ def cmd_figure(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import build_pdf, write_context
+    from vjepa.report.latex import build_pdf, write_context
 
     params = _params(args)
     tex = Path(args.tex)
@@ -194,7 +194,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_dvc_yaml(args) -> None:
-    from .dvcfile import write
+    from vjepa.pipeline.dvcfile import write
 
     params = _params(args)
     current = write(params, args.out, check=args.check)
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("report", cmd_report, "generated LaTeX (setup, figures, provenance) and the PDF via latexmk")
     sp.add_argument("--tex", default="report/vjepa.tex", help="LaTeX source (default: %(default)s)")
     sp.add_argument("--logs-dir", default="logs", help="Snakemake logs with benchmark files (default: %(default)s)")
-    sp = add("dvc-yaml", cmd_dvc_yaml, "write dvc.yaml from the stage table (src/vjepa/stages.py) and the imports")
+    sp = add("dvc-yaml", cmd_dvc_yaml, "write dvc.yaml from the stage table (src/vjepa/pipeline/stages.py) and the imports")
     sp.add_argument("--out", default="dvc.yaml", help="output file (default: %(default)s)")
     sp.add_argument("--check", action="store_true", help="only compare; fail when the file differs")
     return p

@@ -1,0 +1,3 @@
+"""The images: data sources prepared to arrays (`sources`) and the views' augmentation (`augment`).
+
+Imports only `vjepa.core`."""
