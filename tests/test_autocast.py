@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._pytree import tree_map
 
+from vjepa.model.heads import HEADS as REGISTERED_HEADS
 from vjepa.training import train as train_module
 from vjepa.training.batch import BatchStream, make_batch, seed_step
 from vjepa.core.config import resolve
@@ -36,7 +37,7 @@ from vjepa.training.train import TrainingData, make_optimizer, training_step
 
 from conftest import tiny
 
-HEADS = ["deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"]
+HEADS = list(REGISTERED_HEADS)
 # CUDA autocast's fp32 list (PyTorch's autocast_mode.cpp: fp32, fp32_set_opt_dtype and fp32_append_dtype),
 # the ops of it that exist here; the losses on it are on CPU autocast's fp32 list already.
 CUDA_FP32 = ["acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p", "reciprocal",

@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 
+from vjepa.model.heads import HEADS as REGISTERED_HEADS
 from vjepa.pipeline import gpu_study
 from vjepa.core.errors import ConfigError, DataError
 from vjepa.training.train import HISTOGRAM_VALUES, SNAPSHOT_TOKENS, ScalarLog
@@ -26,7 +27,7 @@ from conftest import ROOT
 from test_data import _hf_table
 
 RECIPE = ROOT / "scripts" / "gpu_recipe.sh"
-HEADS = ["deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"]
+HEADS = list(REGISTERED_HEADS)
 
 
 def recipe(*args, env: dict, check: bool = True) -> subprocess.CompletedProcess:

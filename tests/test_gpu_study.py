@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from vjepa.model.heads import HEADS as REGISTERED_HEADS
 from vjepa.pipeline import gpu_study
 from vjepa.core.errors import DataError
 
@@ -24,7 +25,7 @@ from conftest import ROOT
 from test_data import _hf_table
 
 SCRIPT = ROOT / "scripts" / "gpu_study.sh"
-HEADS = ["deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"]
+HEADS = list(REGISTERED_HEADS)  # every head, in the registry's order
 
 
 def study(*args, check: bool = False) -> subprocess.CompletedProcess:

@@ -1,5 +1,5 @@
-"""Registry of predictor heads: name → class. Adding a head = one file + one line here
-+ one `head.<name>` section in params.yaml (and its schema).
+"""Registry of predictor heads: name → class, the one list of heads. Adding a head = its file here,
+its line in `HEADS`, its section under `head:` in the schema and in params.yaml (docs/architecture.md).
 
 A head's module is imported when the head is built, not with the package, so that a stage runs
 (and the pipeline declares, `vjepa.pipeline.codedeps`) only the head it uses."""
