@@ -2,7 +2,7 @@
 
 Off unless the environment names a folder in `VJEPA_AUDIT`; then every command writes there, on
 success, one JSON record: its arguments, the dotted params keys it read and the package modules
-it loaded. `tests/test_pipeline.py` runs the smoke pipeline so and compares each record with
+it loaded. `tests/system/test_pipeline.py` runs the smoke pipeline so and compares each record with
 what the stage declares (`vjepa.pipeline.stages`).
 
 Reading is recorded where it happens, after the params file has been validated (validation

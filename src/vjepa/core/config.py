@@ -227,7 +227,7 @@ def validate(params: dict, source: str = "params.yaml") -> None:
     errors = schema_errors(params)
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
-    known = list(_schema()["properties"]["head"]["properties"])  # the heads: one section each (tests/.../test_registry.py)
+    known = list(_schema()["properties"]["head"]["properties"])  # the heads: one section each (tests/unit/model/test_head_registry.py)
     for key, head in [*((f"heads.{i}", h) for i, h in enumerate(params["heads"])), ("ablation.head", params["ablation"]["head"])]:
         if head not in known:
             raise ConfigError(f"{source}: {key} = {head!r} is not allowed; choose one of: {', '.join(known)}")

@@ -5,7 +5,7 @@ It knows the keywords `schema.yaml` uses, no more: type, enum, minimum, maximum,
 exclusiveMaximum, required, properties, additionalProperties, items, minItems, maxItems, uniqueItems,
 allOf and local `$ref`s. Its errors carry what `config._describe` reads from jsonschema's
 (`absolute_path`, `instance`, `validator`, `schema`, `message`), so the messages are the same;
-`tests/test_config.py` holds both validators to the same first error on bad params.
+`tests/unit/core/test_config.py` holds both validators to the same first error on bad params.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ time and are followed for the one entry a stage uses: `vjepa.model.heads` (the s
 
     closure("train", head="mdn") -> ["src/vjepa/__init__.py", "src/vjepa/data/augment.py", ...]
 
-`tests/test_codedeps.py` checks the closure against the modules a command really loads.
+`tests/unit/pipeline/test_codedeps.py` checks the closure against the modules a command really loads.
 """
 from __future__ import annotations
 

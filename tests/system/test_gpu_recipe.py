@@ -24,7 +24,7 @@ from vjepa.core.errors import ConfigError, DataError
 from vjepa.training.train import HISTOGRAM_VALUES, SNAPSHOT_TOKENS, ScalarLog
 
 from conftest import ROOT
-from test_data import _hf_table
+from images import hf_table as _hf_table
 
 RECIPE = ROOT / "scripts" / "gpu_recipe.sh"
 HEADS = list(REGISTERED_HEADS)

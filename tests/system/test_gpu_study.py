@@ -22,7 +22,7 @@ from vjepa.pipeline import gpu_study
 from vjepa.core.errors import DataError
 
 from conftest import ROOT
-from test_data import _hf_table
+from images import hf_table as _hf_table
 
 SCRIPT = ROOT / "scripts" / "gpu_study.sh"
 HEADS = list(REGISTERED_HEADS)  # every head, in the registry's order

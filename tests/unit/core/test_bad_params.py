@@ -64,7 +64,7 @@ def test_command_line_refuses(tmp_path, capsys, key, value, expected):
 
 
 def test_snakemake_refuses_each_before_any_job(tmp_path):
-    from test_pipeline import project_copy, run
+    from project import project_copy, run
 
     root = project_copy(tmp_path / "p", profile=None)
     for key, value, expected in CASES:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_pipeline import BIN, ROOT, project_copy, run
+from project import BIN, ROOT, project_copy, run
 
 pytestmark = pytest.mark.skipif(not (BIN / "snakemake").exists(), reason="snakemake is installed by scripts/setup.sh")
 

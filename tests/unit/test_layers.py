@@ -3,11 +3,11 @@ import cycles, and docs/architecture.md's folder table lists exactly the folders
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from vjepa.pipeline import codedeps
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 PACKAGE = ROOT / "src" / "vjepa"
 # bottom to top; a layer may import itself and any layer listed before it (cli may import all)
 LAYERS = ["core", "data", "model", "eval", "training", "report", "pipeline", "cli"]

@@ -2,13 +2,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 BENCH = ROOT / "benchmarks"
 SMOKE = ROOT / "profiles" / "smoke.yaml"
 sys.path.insert(0, str(BENCH))
@@ -16,7 +16,7 @@ sys.path.insert(0, str(BENCH))
 import knn as knn_bench  # noqa: E402
 import train_step  # noqa: E402
 from common import config, sized_params  # noqa: E402
-from vjepa.model.jepa import param_groups
+from vjepa.model.jepa import param_groups  # noqa: E402
 
 
 @pytest.mark.parametrize("head", ["deterministic", "mdn"])

@@ -13,38 +13,14 @@ import pytest
 from PIL import Image
 
 from vjepa.data import sources as data
+
+from images import fixture_image as _fixture_image, hf_table as _hf_table, png_bytes as _png_bytes
 from vjepa.core.errors import DataError
 
 SPLIT = dict(val_fraction=0.2, split_seed=0)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _png_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def _fixture_image(i: int) -> Image.Image:
-    """Every third image is grayscale 'L' mode; the rest are RGB with a per-channel pattern."""
-    if i % 3 == 0:
-        return Image.fromarray(np.full((64, 64), 10 * i % 256, dtype=np.uint8), mode="L")
-    arr = np.zeros((64, 64, 3), dtype=np.uint8)
-    arr[..., 0], arr[..., 1], arr[..., 2] = 200, 7 * i % 256, 50
-    return Image.fromarray(arr)
-
-
-def _hf_table(n: int, offset: int = 0) -> pa.Table:
-    """Hugging Face's image schema: image = struct{bytes, path}, label = int64 in 0..5."""
-    images, labels = [], []
-    for i in range(offset, offset + n):
-        fmt = "JPEG" if i % 2 else "PNG"
-        images.append({"bytes": _png_bytes(_fixture_image(i), fmt), "path": f"{i}.{fmt.lower()}"})
-        labels.append(i % 6)
-    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    return pa.table({"image": pa.array(images, type=image_type), "label": pa.array(labels, pa.int64())})
 
 
 def _write_image_folder(root: Path, counts: dict[str, int], size=(20, 12)) -> None:

@@ -1,16 +1,16 @@
 """The audit records which params keys a command reads (vjepa.core.audit): the check behind the
-pipeline's declared params (tests/test_pipeline.py runs it on the smoke pipeline)."""
+pipeline's declared params (tests/system/test_pipeline.py runs it on the smoke pipeline)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from vjepa.core import audit
 from vjepa.core.config import load_params, resolve
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 
 
 @pytest.fixture

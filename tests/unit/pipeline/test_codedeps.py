@@ -1,10 +1,9 @@
 """The package files each stage runs come from its imports (vjepa.pipeline.codedeps), and dvc.yaml is the
 stage table's rendering (vjepa.pipeline.dvcfile). The end-to-end pipeline test checks the closures against
-the modules each command really loads (tests/test_pipeline.py)."""
+the modules each command really loads (tests/system/test_pipeline.py)."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,8 @@ from vjepa.pipeline.dvcfile import render
 from vjepa.model.heads import HEADS
 from vjepa.pipeline.stages import stages
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 P = "src/vjepa/"
 
 

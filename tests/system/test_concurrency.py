@@ -38,7 +38,7 @@ def test_lock_is_released_on_error(tmp_path):
 
 
 def test_second_snakemake_run_is_refused_and_the_first_finishes(tmp_path):
-    from test_pipeline import BIN, project_copy, run
+    from project import BIN, project_copy, run
 
     if not (BIN / "snakemake").exists():
         pytest.skip("snakemake is installed by scripts/setup.sh")
