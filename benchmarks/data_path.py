@@ -7,6 +7,7 @@ parameters from the CPU generator, one batched warp and colour jitter over uint8
 training device, masks as index tensors) and the default model's full training step in
 the same run, and prints their ratio: the data path must never be what the step waits on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,7 @@ import torch
 
 from common import ROOT, config, seconds_per_call, sized_params, write_json
 from train_step import Bench
+
 from vjepa.core.runtime import configure, pick_device
 
 
@@ -37,11 +39,18 @@ def main() -> None:
         it = iter(range(10**9))
         data_s = seconds_per_call(lambda: bench.batch(next(it)), device, repeats=args.repeats)
         step_s = seconds_per_call(lambda: bench.step(next(it)), device, repeats=max(2, args.repeats // 5))
-        row = {"batch": batch, "data_images_per_s": batch / data_s, "step_images_per_s": batch / step_s,
-               "ratio": step_s / data_s}
+        row = {
+            "batch": batch,
+            "data_images_per_s": batch / data_s,
+            "step_images_per_s": batch / step_s,
+            "ratio": step_s / data_s,
+        }
         results["sizes"][size] = row
-        print(f"{size:8s} batch {batch}: data path {row['data_images_per_s']:10.0f} img/s   training step "
-              f"{row['step_images_per_s']:8.1f} img/s   data path is {row['ratio']:.0f}x faster", flush=True)
+        print(
+            f"{size:8s} batch {batch}: data path {row['data_images_per_s']:10.0f} img/s   training step "
+            f"{row['step_images_per_s']:8.1f} img/s   data path is {row['ratio']:.0f}x faster",
+            flush=True,
+        )
     write_json(args.out, results)
 
 

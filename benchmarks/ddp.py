@@ -14,6 +14,7 @@ the extraction split over the ranks (`embed.extract_features_across_ranks`) and 
 it alone while the others wait (best of --repeats, after one warm-up pass). Speed-ups are ratios
 within this one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,10 @@ def worker(args) -> None:
     import torch
 
     from vjepa.core import distributed
-    from vjepa.training.batch import BatchStream, make_batch, seed_step
     from vjepa.eval.embed import extract_features, extract_features_across_ranks
     from vjepa.model.jepa import JEPA
     from vjepa.model.masks import MultiBlockMaskSampler
+    from vjepa.training.batch import BatchStream, make_batch, seed_step
     from vjepa.training.train import TrainingData, data_parallel, make_optimizer, training_step
 
     torch.set_num_threads(max(1, args.threads // int(os.environ["LOCAL_WORLD_SIZE"])))
@@ -87,11 +88,21 @@ def worker(args) -> None:
     embed(True)  # warm-up: first-call allocations
     timings = {name: min(embed(name == "split") for _ in range(args.repeats)) for name in ("split", "rank0")}
     if world.main:
-        Path(args.out).write_text(json.dumps({
-            "processes": world.size, "threads_per_process": torch.get_num_threads(), "backend": world.backend,
-            "seconds_per_step": per_step, "images_per_s": cfg.train.batch_size / per_step, "first_loss": first,
-            "embed_split_s": timings["split"], "embed_rank0_s": timings["rank0"],
-            "embedded_images": len(images) + len(val_images)}))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "processes": world.size,
+                    "threads_per_process": torch.get_num_threads(),
+                    "backend": world.backend,
+                    "seconds_per_step": per_step,
+                    "images_per_s": cfg.train.batch_size / per_step,
+                    "first_loss": first,
+                    "embed_split_s": timings["split"],
+                    "embed_rank0_s": timings["rank0"],
+                    "embedded_images": len(images) + len(val_images),
+                }
+            )
+        )
     distributed.stop()
 
 
@@ -121,15 +132,36 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        prepare("digits", data / "processed", image_size=image_size, num_classes=10, path=None, val_fraction=0.2,
-                split_seed=0)
+        prepare(
+            "digits",
+            data / "processed",
+            image_size=image_size,
+            num_classes=10,
+            path=None,
+            val_fraction=0.2,
+            split_seed=0,
+        )
         compute_stats(data / "processed" / "train.npz", data / "stats.json")
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"),
-               "OMP_NUM_THREADS": str(max(1, args.threads // max(args.nprocs)))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "OMP_NUM_THREADS": str(max(1, args.threads // max(args.nprocs))),
+        }
         for n in args.nprocs:
             out = Path(tmp) / f"world{n}.json"
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}", __file__,
-                   "--worker", "--data", str(data), "--out", str(out)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc-per-node={n}",
+                __file__,
+                "--worker",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+            ]
             for key in ("params", "size", "head", "batch", "device", "threads", "steps", "warmup", "repeats"):
                 cmd += [f"--{key}", str(getattr(args, key))]
             subprocess.run(cmd, check=True, env=env)
@@ -137,14 +169,27 @@ def main() -> None:
 
     base = rows[0]
     print(f"\n{args.head}, {args.size} model, global batch {args.batch}, {args.device}, {args.threads} threads in all")
-    print(f"{'procs':>5} {'thr/proc':>8} {'s/step':>8} {'img/s':>8} {'speed-up':>8} {'loss@1':>10} "
-          f"{'embed split':>11} {'embed rank0':>11}")
+    print(
+        f"{'procs':>5} {'thr/proc':>8} {'s/step':>8} {'img/s':>8} {'speed-up':>8} {'loss@1':>10} "
+        f"{'embed split':>11} {'embed rank0':>11}"
+    )
     for r in rows:
-        print(f"{r['processes']:>5} {r['threads_per_process']:>8} {r['seconds_per_step']:>8.3f} "
-              f"{r['images_per_s']:>8.1f} {base['seconds_per_step'] / r['seconds_per_step']:>7.2f}x "
-              f"{r['first_loss']:>10.6f} {r['embed_split_s']:>10.2f}s {r['embed_rank0_s']:>10.2f}s")
-    write_json(args.out, {"head": args.head, "size": args.size, "batch": args.batch, "device": args.device,
-                          "threads": args.threads, "runs": rows})
+        print(
+            f"{r['processes']:>5} {r['threads_per_process']:>8} {r['seconds_per_step']:>8.3f} "
+            f"{r['images_per_s']:>8.1f} {base['seconds_per_step'] / r['seconds_per_step']:>7.2f}x "
+            f"{r['first_loss']:>10.6f} {r['embed_split_s']:>10.2f}s {r['embed_rank0_s']:>10.2f}s"
+        )
+    write_json(
+        args.out,
+        {
+            "head": args.head,
+            "size": args.size,
+            "batch": args.batch,
+            "device": args.device,
+            "threads": args.threads,
+            "runs": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ fastest and slowest of each dropped), and the share of training that a measureme
 
     .venv/bin/python benchmarks/gradient_share.py [--params profiles/tiny-imagenet-cpu.yaml] [--steps 24] [--out F]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,10 +14,11 @@ import time
 import torch
 
 from common import ROOT, config, write_json
-from vjepa.training.batch import BatchStream, make_batch, seed_step
+
 from vjepa.core.config import load_params
 from vjepa.model.jepa import JEPA
 from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.training.batch import BatchStream, make_batch, seed_step
 from vjepa.training.train import make_optimizer, training_step
 
 
@@ -48,10 +50,19 @@ def main() -> None:
     trim = lambda xs: sorted(xs)[2:-2] if len(xs) > 4 else xs
     plain, measured = (sum(trim(times[m])) / len(trim(times[m])) for m in (False, True))
     every = cfg.train.log_every
-    result = {"params": args.params, "threads": args.threads, "step_s": plain, "measured_step_s": measured,
-              "ratio": measured / plain, "log_every": every, "added_fraction": (measured - plain) / (every * plain)}
-    print(f"step {1000 * plain:.0f} ms, measured step {1000 * measured:.0f} ms ({result['ratio']:.2f}x); "
-          f"one measurement every {every} steps adds {100 * result['added_fraction']:.1f}% to training")
+    result = {
+        "params": args.params,
+        "threads": args.threads,
+        "step_s": plain,
+        "measured_step_s": measured,
+        "ratio": measured / plain,
+        "log_every": every,
+        "added_fraction": (measured - plain) / (every * plain),
+    }
+    print(
+        f"step {1000 * plain:.0f} ms, measured step {1000 * measured:.0f} ms ({result['ratio']:.2f}x); "
+        f"one measurement every {every} steps adds {100 * result['added_fraction']:.1f}% to training"
+    )
     write_json(args.out, result)
 
 

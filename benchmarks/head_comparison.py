@@ -13,6 +13,7 @@ runs N trainings at a time with the cores split between them.
     python benchmarks/head_comparison.py --params profiles/tiny-imagenet-cpu.yaml --data-dir DATA \\
         --heads deterministic --seeds 0 1 2 --out results/studies/tiny-imagenet-det
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,20 @@ from pathlib import Path
 from trunk_sweep import ROOT, set_args, vjepa
 
 # `--trunk paper`: the paper's I-JEPA trunk (profiles/paper.yaml's), whatever the params file says.
-PAPER_TRUNK = {"trunk.global_views": 1, "trunk.local_views": 0, "trunk.projector_dim": 0, "trunk.standardize": False,
-               "trunk.invariance_weight": 0.0, "trunk.variance_weight": 0.0, "trunk.covariance_weight": 0.0,
-               "trunk.sigreg_weight": 0.0, "augment.rotate_degrees": 0, "augment.color_jitter": 0.0,
-               "augment.grayscale_prob": 0.0, "augment.blur_prob": 0.0}
+PAPER_TRUNK = {
+    "trunk.global_views": 1,
+    "trunk.local_views": 0,
+    "trunk.projector_dim": 0,
+    "trunk.standardize": False,
+    "trunk.invariance_weight": 0.0,
+    "trunk.variance_weight": 0.0,
+    "trunk.covariance_weight": 0.0,
+    "trunk.sigreg_weight": 0.0,
+    "augment.rotate_degrees": 0,
+    "augment.color_jitter": 0.0,
+    "augment.grayscale_prob": 0.0,
+    "augment.blur_prob": 0.0,
+}
 
 
 def run_head(head: str, seed: int, args, common: list[str]) -> dict:
@@ -52,30 +63,42 @@ def run_head(head: str, seed: int, args, common: list[str]) -> dict:
 
 def table(summary: dict, heads: list[str], times: dict) -> str:
     pct = lambda v: "" if v is None else f"{100 * v:.2f}"
-    lines = [f"Seeds {summary['seeds']}; mean ± std over seeds (per seed in brackets).", "",
-             "| head | kNN top-1 % | probe top-1 % | train s per run |", "|---|---|---|---|"]
+    lines = [
+        f"Seeds {summary['seeds']}; mean ± std over seeds (per seed in brackets).",
+        "",
+        "| head | kNN top-1 % | probe top-1 % | train s per run |",
+        "|---|---|---|---|",
+    ]
     for head in heads:
         r = summary["heads"][head]
         per = lambda k: " / ".join(pct(s[k]) for s in r["per_seed"].values())
         std = lambda k: f" ± {pct(r[k + '_std'])}" if r.get(k + "_std") is not None else ""
         secs = [t for (h, _), t in times.items() if h == head]
-        lines.append(f"| {head} | {pct(r['knn_top1'])}{std('knn_top1')} ({per('knn_top1')}) | "
-                     f"{pct(r['probe_top1'])}{std('probe_top1')} ({per('probe_top1')}) | "
-                     f"{sum(secs) / max(len(secs), 1):.0f} |")
+        lines.append(
+            f"| {head} | {pct(r['knn_top1'])}{std('knn_top1')} ({per('knn_top1')}) | "
+            f"{pct(r['probe_top1'])}{std('probe_top1')} ({per('probe_top1')}) | "
+            f"{sum(secs) / max(len(secs), 1):.0f} |"
+        )
     for key, label in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
         f = summary["reference"][key]
         lines.append(f"| {label} | {pct(f['top1'])} | {pct(f['probe_top1'])} | |")
     v = summary["verdicts"]["knn_top1"]
-    lines += ["", f"Verdicts on kNN top-1 (a against b; paired t-test Holm-corrected over {len(v['pairs'])} pairs, "
-              f"equivalence within ±{v['margin_points']:g} points by two one-sided tests, alpha {v['alpha']:g}):", "",
-              "| a | b | a − b per seed (points) | mean | p (Holm) | p (equivalence) | verdict | seeds to resolve |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Verdicts on kNN top-1 (a against b; paired t-test Holm-corrected over {len(v['pairs'])} pairs, "
+        f"equivalence within ±{v['margin_points']:g} points by two one-sided tests, alpha {v['alpha']:g}):",
+        "",
+        "| a | b | a − b per seed (points) | mean | p (Holm) | p (equivalence) | verdict | seeds to resolve |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     num = lambda x, f: "" if x is None else format(x, f)
     for c in v["pairs"]:
         diffs = " / ".join(f"{d:+.2f}" for d in c["diffs"])
-        lines.append(f"| {c['a']} | {c['b']} | {diffs} | {num(c['mean'], '+.2f')} "
-                     f"| {num(c['p_holm'], '.3f')} | {num(c['p_equiv'], '.3f')} | {c['verdict']} "
-                     f"| {num(c['seeds_to_resolve'], 'd')} |")
+        lines.append(
+            f"| {c['a']} | {c['b']} | {diffs} | {num(c['mean'], '+.2f')} "
+            f"| {num(c['p_holm'], '.3f')} | {num(c['p_equiv'], '.3f')} | {c['verdict']} "
+            f"| {num(c['seeds_to_resolve'], 'd')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -86,8 +109,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--heads", nargs="+", help="default: the params file's heads")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--trunk", choices=["params", "paper"], default="params",
-                   help="the params file's trunk, or the paper's I-JEPA trunk")
+    p.add_argument(
+        "--trunk",
+        choices=["params", "paper"],
+        default="params",
+        help="the params file's trunk, or the paper's I-JEPA trunk",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more overrides (repeatable)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, help="threads per run (default: cores / jobs)")
@@ -98,13 +125,23 @@ def main(argv=None) -> int:
 
     heads = args.heads or load_params(args.params)["heads"]
     values = {"heads": heads, "seeds": args.seeds, **(PAPER_TRUNK if args.trunk == "paper" else {})}
-    common = ["--params", str(args.params), "--data-dir", str(args.data_dir), "--results-dir", str(args.out),
-              "--threads", str(args.threads), *set_args(values)]
+    common = [
+        "--params",
+        str(args.params),
+        "--data-dir",
+        str(args.data_dir),
+        "--results-dir",
+        str(args.out),
+        "--threads",
+        str(args.threads),
+        *set_args(values),
+    ]
     for item in args.set:
         common += ["--set", item]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "study.json").write_text(json.dumps({"params": str(args.params), "trunk": args.trunk,
-                                                     "overrides": values, "set": args.set}, indent=1))
+    (args.out / "study.json").write_text(
+        json.dumps({"params": str(args.params), "trunk": args.trunk, "overrides": values, "set": args.set}, indent=1)
+    )
     with ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda hs: run_head(*hs, args, common), [(h, s) for s in args.seeds for h in heads]))
     with open(args.out / "log.txt", "a") as log:
@@ -116,8 +153,11 @@ def main(argv=None) -> int:
         (args.out / name).write_text(json.dumps(summary["verdicts"][key], indent=1))
     from vjepa.report.verdict import scores_against_quality
 
-    runs = [json.loads((args.out / "heads" / h / f"seed{s}" / "metrics.json").read_text())
-            for h in heads for s in args.seeds]
+    runs = [
+        json.loads((args.out / "heads" / h / f"seed{s}" / "metrics.json").read_text())
+        for h in heads
+        for s in args.seeds
+    ]
     (args.out / "scores_vs_knn.json").write_text(json.dumps(scores_against_quality(runs), indent=1))
     (args.out / "table.md").write_text(table(summary, heads, {(r["head"], r["seed"]): r["train_s"] for r in done}))
     print((args.out / "table.md").read_text())

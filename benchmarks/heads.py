@@ -4,10 +4,12 @@
     .venv/bin/python benchmarks/heads.py --sizes default --steps 20 --heads deterministic diffusion
 
 Every head's real training step (`train_step.Bench`: the same random uint8 images, crops
-and masks for every head) is timed with the backbone of its config; "paper" is the paper's ViT (64 px, patch 8, width 384, depth 10, 8 heads,
-predictor 192 x 4) at a smaller batch. Prints a table and, with --out, writes JSON.
+and masks for every head) is timed with the backbone of its config; "paper" is the paper's ViT
+(64 px, patch 8, width 384, depth 10, 8 heads, predictor 192 x 4) at a smaller batch. Prints a table
+and, with --out, writes JSON.
 Runs on CUDA when available (bf16 autocast, as in training), else on the CPU in fp32.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,6 +18,7 @@ import torch
 
 from common import ALL_HEADS, ROOT, config, seconds_per_call, sized_params, write_json
 from train_step import Bench
+
 from vjepa.core.runtime import autocast, configure, pick_device
 
 SAMPLE_TOKENS = 64  # target tokens whose draws are timed
@@ -70,20 +73,26 @@ def main() -> None:
                     r[f"sample{n}_vs_deterministic"] = r[f"sample{n}_us_per_token"] / ref[f"sample{n}_us_per_token"]
         results["sizes"][size] = {"batch": batch, "heads": rows}
 
-    print(f"\ndevice {results['device']}, {results['threads']} threads; sampling: us per token for n draws "
-          f"of each of {SAMPLE_TOKENS} tokens")
+    print(
+        f"\ndevice {results['device']}, {results['threads']} threads; sampling: us per token for n draws "
+        f"of each of {SAMPLE_TOKENS} tokens"
+    )
     for size, block in results["sizes"].items():
         print(f"\n{size} model, batch {block['batch']}")
         cols = "".join(f" {'n=' + str(n) + ' us':>12s} {'x det':>7s}" for n in args.draws)
         print(f"{'head':18s} {'step ms':>9s} {'x det':>6s}{cols}")
         for head, r in block["heads"].items():
             line = f"{head:18s} {r['step_ms']:9.1f} {r.get('step_vs_deterministic', float('nan')):6.2f}"
-            line += "".join(f" {r[f'sample{n}_us_per_token']:12.1f} {r.get(f'sample{n}_vs_deterministic', float('nan')):7.0f}"
-                            for n in args.draws)
+            line += "".join(
+                f" {r[f'sample{n}_us_per_token']:12.1f} {r.get(f'sample{n}_vs_deterministic', float('nan')):7.0f}"
+                for n in args.draws
+            )
             print(line)
             if "fast_sample1_us_per_token" in r:
-                print(f"{'  (25-step DDIM)':18s} {'':16s}" + "".join(
-                    f" {r[f'fast_sample{n}_us_per_token']:12.1f} {'':7s}" for n in args.draws))
+                print(
+                    f"{'  (25-step DDIM)':18s} {'':16s}"
+                    + "".join(f" {r[f'fast_sample{n}_us_per_token']:12.1f} {'':7s}" for n in args.draws)
+                )
     write_json(args.out, results)
 
 

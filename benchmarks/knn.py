@@ -9,6 +9,7 @@ neighbour weighted by exp(similarity / T). Each method runs in its own child pro
 so its peak resident memory (ru_maxrss) is its own; the baseline of an idle child with
 the same imports is printed too. Predictions are compared one by one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,11 @@ NOISE = 4.5  # within-class spread: top-1 about 0.5 at 384 features, so the vote
 def features(n_train: int, n_val: int, dim: int, classes: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((classes, dim)).astype(np.float32)
+
     def draw(n):
         y = rng.integers(0, classes, n)
         return (centres[y] + NOISE * rng.standard_normal((n, dim)).astype(np.float32)), y
+
     (xt, yt), (xv, yv) = draw(n_train), draw(n_val)
     return xt, yt, xv, yv
 
@@ -50,15 +53,16 @@ def run_sklearn(args):
 
     xt, yt, xv, _ = args
     t0 = time.perf_counter()
-    clf = KNeighborsClassifier(n_neighbors=K, algorithm="brute", metric="cosine",
-                               weights=lambda d: np.exp((1.0 - d) / T), n_jobs=-1)
+    clf = KNeighborsClassifier(
+        n_neighbors=K, algorithm="brute", metric="cosine", weights=lambda d: np.exp((1.0 - d) / T), n_jobs=-1
+    )
     pred = clf.fit(xt, yt).predict(xv)
     return pred, time.perf_counter() - t0, None
 
 
 def run_idle(args):
-    import torch  # noqa: F401
     import sklearn.neighbors  # noqa: F401
+    import torch  # noqa: F401
 
     return None, 0.0, None
 
@@ -91,13 +95,21 @@ def main() -> None:
     data = features(args.train, args.val, args.dim, args.classes)
     base_gb = in_child(run_idle, data)[3]
     ours, t_ours, threads, gb_ours = in_child(run_vjepa, data)
-    results = {"train": args.train, "val": args.val, "dim": args.dim, "k": K, "temperature": T,
-               "threads": threads, "child_baseline_rss_gb": base_gb,
-               "vjepa": {"seconds": t_ours, "peak_rss_gb": gb_ours,
-                         "top1": float((ours == data[3]).mean())}}
+    results = {
+        "train": args.train,
+        "val": args.val,
+        "dim": args.dim,
+        "k": K,
+        "temperature": T,
+        "threads": threads,
+        "child_baseline_rss_gb": base_gb,
+        "vjepa": {"seconds": t_ours, "peak_rss_gb": gb_ours, "top1": float((ours == data[3]).mean())},
+    }
     print(f"{args.train} train x {args.val} val x {args.dim} features, k={K}, T={T}, {threads} threads")
-    print(f"vjepa.eval.knn     {t_ours:7.2f} s   peak RSS {gb_ours:.2f} GB (idle child with the imports: "
-          f"{base_gb:.2f} GB)   top-1 {results['vjepa']['top1']:.4f}")
+    print(
+        f"vjepa.eval.knn     {t_ours:7.2f} s   peak RSS {gb_ours:.2f} GB (idle child with the imports: "
+        f"{base_gb:.2f} GB)   top-1 {results['vjepa']['top1']:.4f}"
+    )
     if not args.skip_sklearn:
         theirs, t_sk, _, gb_sk = in_child(run_sklearn, data)
         same = int((ours == theirs).sum())

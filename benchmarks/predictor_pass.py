@@ -7,6 +7,7 @@ Trains the same head twice per seed on params.yaml's data and budget, once with
 queries) and once with `per_block` (the context repeated per block and attending to that
 block's queries), and prints the final validation kNN top-1 and the training time of each.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, config, sized_params, write_json
+
 from vjepa.data.sources import compute_stats, prepare
 from vjepa.training.train import train
 
@@ -33,10 +35,18 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        prepare(d["source"], data / "processed", image_size=d["image_size"], num_classes=d["num_classes"],
-                path=d["path"], val_fraction=d["val_fraction"], split_seed=d["split_seed"])
-        compute_stats(data / "processed" / "train.npz", data / "stats.json", subsample=d["stats_subsample"],
-                      seed=params["seed"])
+        prepare(
+            d["source"],
+            data / "processed",
+            image_size=d["image_size"],
+            num_classes=d["num_classes"],
+            path=d["path"],
+            val_fraction=d["val_fraction"],
+            split_seed=d["split_seed"],
+        )
+        compute_stats(
+            data / "processed" / "train.npz", data / "stats.json", subsample=d["stats_subsample"], seed=params["seed"]
+        )
         for seed in args.seeds:
             for mode in ("joint", "per_block"):
                 overrides = {"model__predictor_pass": mode, "seed": seed, "train__eval_every": 10**6}
@@ -45,10 +55,18 @@ def main() -> None:
                 cfg = config(params, args.head, **overrides)
                 t0 = time.perf_counter()
                 out = train(cfg, data, Path(tmp) / f"{mode}-{seed}", fresh=True, progress=False)
-                rows.append({"seed": seed, "predictor_pass": mode, "train_s": time.perf_counter() - t0,
-                             "knn_top1": out["history"][-1]["knn_top1"]})
-                print(f"seed {seed} {mode:9s} kNN top-1 {rows[-1]['knn_top1']:.4f}  train {rows[-1]['train_s']:.0f} s",
-                      flush=True)
+                rows.append(
+                    {
+                        "seed": seed,
+                        "predictor_pass": mode,
+                        "train_s": time.perf_counter() - t0,
+                        "knn_top1": out["history"][-1]["knn_top1"],
+                    }
+                )
+                print(
+                    f"seed {seed} {mode:9s} kNN top-1 {rows[-1]['knn_top1']:.4f}  train {rows[-1]['train_s']:.0f} s",
+                    flush=True,
+                )
     write_json(args.out, {"head": args.head, "runs": rows})
 
 

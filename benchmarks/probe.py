@@ -8,6 +8,7 @@ seed), so the two evaluations can be read side by side. One untimed call on a sm
 warms torch up first; then one full call is timed. Prints one JSON object on stdout
 (and, with --out, writes it to a file too).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from knn import features  # also puts src/ on the path (via common)
+
 from vjepa.eval.probe import linear_probe
 
 
@@ -41,9 +43,17 @@ def main() -> None:
     t0 = time.perf_counter()
     result = linear_probe(xt, yt, xv, yv, **kw)
     seconds = time.perf_counter() - t0
-    out = {"n_train": args.n_train, "n_val": args.n_val, "dim": args.dim, "classes": args.classes,
-           "max_steps": args.steps, "weight_decay": args.weight_decay, "threads": torch.get_num_threads(),
-           "seconds": seconds, **result}
+    out = {
+        "n_train": args.n_train,
+        "n_val": args.n_val,
+        "dim": args.dim,
+        "classes": args.classes,
+        "max_steps": args.steps,
+        "weight_decay": args.weight_decay,
+        "threads": torch.get_num_threads(),
+        "seconds": seconds,
+        **result,
+    }
     print(json.dumps(out))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))

@@ -7,6 +7,7 @@ ViT, width 384, predictor 192 x 4), masks and batch (512 images x 4 views), on t
 The context tokens and the predictor's conditioning have the shapes of a real step's (masks drawn by the
 study's sampler); their values are random, which changes nothing of the cost.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,9 @@ from pathlib import Path
 import torch
 
 from common import ROOT, config, sized_params, write_json
-from vjepa.model.masks import MultiBlockMaskSampler
+
 from vjepa.model.jepa import JEPA
+from vjepa.model.masks import MultiBlockMaskSampler
 from vjepa.training.train import ScalarLog
 
 PROFILE = ROOT / "profiles" / "gpu-10min.yaml"
@@ -44,8 +46,10 @@ def main() -> None:
     model = JEPA(cfg)
     context, cond = study_tensors(cfg)
     k, d = cfg.head["num_components"], cfg.model.embed_dim
-    print(f"MDN snapshot at study size: context {tuple(context.shape)}, cond {tuple(cond.shape)}, "
-          f"{cond.shape[0] * cond.shape[1] * k * d / 1e6:.0f} M sigma values per step")
+    print(
+        f"MDN snapshot at study size: context {tuple(context.shape)}, cond {tuple(cond.shape)}, "
+        f"{cond.shape[0] * cond.shape[1] * k * d / 1e6:.0f} M sigma values per step"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         log = ScalarLog(Path(tmp) / "tb", fresh=True, resume_path=Path(tmp) / "resume.pt", step=0)
         seconds = []
@@ -55,8 +59,13 @@ def main() -> None:
             seconds.append(time.perf_counter() - t0)
             print(f"  snapshot {i + 1}: {seconds[-1]:.2f} s")
         log.close()
-    result = {"seconds": seconds, "best_s": min(seconds), "context_shape": list(context.shape),
-              "cond_shape": list(cond.shape), "threads": torch.get_num_threads()}
+    result = {
+        "seconds": seconds,
+        "best_s": min(seconds),
+        "context_shape": list(context.shape),
+        "cond_shape": list(cond.shape),
+        "threads": torch.get_num_threads(),
+    }
     print(f"best of {args.repeats}: {min(seconds):.2f} s")
     write_json(args.out, result)
 

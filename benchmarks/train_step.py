@@ -16,6 +16,7 @@ with the context repeated (I-JEPA's predictor), masks applied block by block in 
 loops, AdamW without foreach/fused kernels and a per-parameter EMA loop. Its loss is
 checked against the real model run with `predictor_pass: per_block` before timing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,13 +28,14 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from common import ALL_HEADS, ROOT, config, peak_matmul_flops, seconds_per_call, sized_params, write_json
+
+from vjepa.core.runtime import autocast, configure, pick_device
 from vjepa.data.augment import render_views, view_params
-from vjepa.training.batch import Batch, BatchStream, make_batch
 from vjepa.model.jepa import JEPA, param_groups
 from vjepa.model.masks import MultiBlockMaskSampler
-from vjepa.core.runtime import autocast, configure, pick_device
-from vjepa.training.train import make_optimizer, training_step
 from vjepa.model.vit import gather_tokens
+from vjepa.training.batch import Batch, BatchStream, make_batch
+from vjepa.training.train import make_optimizer, training_step
 
 STATS = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 GRAD_CLIP, MOMENTUM = 3.0, 0.99
@@ -50,8 +52,9 @@ class Bench:
         self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
         size = cfg.data.image_size
         n = 4 * batch
-        self.images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8,
-                                    generator=torch.Generator().manual_seed(1)).to(device)
+        self.images = torch.randint(
+            0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+        ).to(device)
         self.stream = BatchStream(n, batch, seed=0)
         self.sampler = MultiBlockMaskSampler.from_config(cfg.mask, self.model.encoder.grid)
         self.gen = torch.Generator()
@@ -75,11 +78,16 @@ class Bench:
 
         def render(rows, size):
             images = idx.repeat(len(rows) // len(idx)).tolist()
-            return torch.cat([render_views(self.images[j:j + 1], rows[k:k + 1], size, STATS["mean"], STATS["std"])
-                              for k, j in enumerate(images)])
+            return torch.cat(
+                [
+                    render_views(self.images[j : j + 1], rows[k : k + 1], size, STATS["mean"], STATS["std"])
+                    for k, j in enumerate(images)
+                ]
+            )
 
-        return Batch(render(params, self.cfg.data.image_size), masks,
-                     render(local, t.local_size) if local is not None else None)
+        return Batch(
+            render(params, self.cfg.data.image_size), masks, render(local, t.local_size) if local is not None else None
+        )
 
     def naive_loss(self, batch: Batch):
         m, x, masks, local = self.model, batch.views, batch.masks, batch.local
@@ -144,7 +152,7 @@ def naive_predict(pred, z, ctx_idx, tgt_idx):
         x = torch.cat([ctx, queries], dim=1)
         for blk in pred.blocks:
             x = naive_block(blk, x)
-        out.append(pred.norm(x[:, z.shape[1]:]))
+        out.append(pred.norm(x[:, z.shape[1] :]))
     return torch.cat(out, dim=1)
 
 
@@ -176,8 +184,13 @@ def main() -> None:
     p.add_argument("--batches", nargs="+", type=int, default=[32, 128])
     p.add_argument("--heads", nargs="+", default=ALL_HEADS, choices=ALL_HEADS)
     p.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
-    p.add_argument("--naive-heads", nargs="*", default=["deterministic"], choices=ALL_HEADS,
-                   help="heads whose naive reference step is timed too")
+    p.add_argument(
+        "--naive-heads",
+        nargs="*",
+        default=["deterministic"],
+        choices=ALL_HEADS,
+        help="heads whose naive reference step is timed too",
+    )
     p.add_argument("--compile", action="store_true", help="also time the deterministic head under torch.compile")
     p.add_argument("--out", help="also write the results as JSON here")
     args = p.parse_args()
@@ -185,8 +198,10 @@ def main() -> None:
     device = pick_device("auto")
     configure(device)
     results = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "runs": []}
-    print(f"device {device}, {results['threads']} threads; peak = best square matmul "
-          f"({'bf16' if device.type == 'cuda' else 'fp32'})")
+    print(
+        f"device {device}, {results['threads']} threads; peak = best square matmul "
+        f"({'bf16' if device.type == 'cuda' else 'fp32'})"
+    )
     for size in args.sizes:
         params = sized_params(args.params, size)
         for batch in args.batches:
@@ -196,14 +211,19 @@ def main() -> None:
             for head in args.heads:
                 bench = Bench(config(params, head), batch, device)
                 flops = count_flops(bench, range(100, 100 + args.steps))
-                sec = seconds_per_call(lambda it=iter(steps): bench.step(next(it)), device, repeats=args.steps - 1)
-                rows[head] = {"step_ms": 1e3 * sec, "images_per_s": batch / sec, "gflop_per_step": flops / 1e9,
-                              "gflops": flops / sec / 1e9}
+                it = iter(steps)  # each timing walks the same steps
+                sec = seconds_per_call(lambda: bench.step(next(it)), device, repeats=args.steps - 1)
+                rows[head] = {
+                    "step_ms": 1e3 * sec,
+                    "images_per_s": batch / sec,
+                    "gflop_per_step": flops / 1e9,
+                    "gflops": flops / sec / 1e9,
+                }
                 if head in args.naive_heads:
                     rows[head]["naive_relative_loss_gap"] = check_naive(params, bench, head)
                     opt = torch.optim.AdamW(param_groups(bench.model, 0.05), lr=1e-4, foreach=False, fused=False)
-                    nsec = seconds_per_call(lambda it=iter(steps): bench.naive_step(next(it), opt), device,
-                                            repeats=args.steps - 1)
+                    it = iter(steps)
+                    nsec = seconds_per_call(lambda: bench.naive_step(next(it), opt), device, repeats=args.steps - 1)
                     rows[head]["naive_step_ms"] = 1e3 * nsec
                     rows[head]["speedup_vs_naive"] = nsec / sec
                     with FlopCounterMode(display=False) as counter:
@@ -215,8 +235,8 @@ def main() -> None:
                     for i in range(3):  # compile, then the recompiles for other mask shapes
                         cbench.step(i)
                     rows[head]["compile_s"] = time.perf_counter() - t0
-                    csec = seconds_per_call(lambda it=iter(steps): cbench.step(next(it) + 10), device,
-                                            repeats=args.steps, warmup=0)
+                    it = iter(steps)
+                    csec = seconds_per_call(lambda: cbench.step(next(it) + 10), device, repeats=args.steps, warmup=0)
                     rows[head]["compiled_step_ms"] = 1e3 * csec
                     rows[head]["compiled_speedup"] = sec / csec
                 print(f"  {size} b{batch} {head:14s} {rows[head]['step_ms']:8.1f} ms/step", flush=True)
@@ -230,16 +250,23 @@ def main() -> None:
 
 def print_table(size, batch, peak, rows) -> None:
     print(f"\n{size} model, batch {batch}, measured peak {peak / 1e9:.1f} GFLOP/s")
-    print(f"{'head':14s} {'ms/step':>8s} {'img/s':>8s} {'GFLOP':>7s} {'GFLOP/s':>8s} {'MFU':>6s} "
-          f"{'naive ms':>9s} {'speedup':>8s} {'compiled':>9s}")
+    print(
+        f"{'head':14s} {'ms/step':>8s} {'img/s':>8s} {'GFLOP':>7s} {'GFLOP/s':>8s} {'MFU':>6s} "
+        f"{'naive ms':>9s} {'speedup':>8s} {'compiled':>9s}"
+    )
     for head, r in rows.items():
         naive = f"{r['naive_step_ms']:9.1f} {r['speedup_vs_naive']:7.2f}x" if "naive_step_ms" in r else " " * 18
         comp = f"{r['compiled_step_ms']:8.1f}" if "compiled_step_ms" in r else ""
-        print(f"{head:14s} {r['step_ms']:8.1f} {r['images_per_s']:8.1f} {r['gflop_per_step']:7.2f} "
-              f"{r['gflops']:8.1f} {r['mfu']:6.1%} {naive} {comp}")
+        print(
+            f"{head:14s} {r['step_ms']:8.1f} {r['images_per_s']:8.1f} {r['gflop_per_step']:7.2f} "
+            f"{r['gflops']:8.1f} {r['mfu']:6.1%} {naive} {comp}"
+        )
         if "naive_relative_loss_gap" in r:
-            print(f"{'':14s} naive loss vs real (per-block predictor): relative gap {r['naive_relative_loss_gap']:.1e}; "
-                  f"naive FLOPs {r['naive_gflop_per_step']:.2f} G ({r['naive_gflop_per_step'] / r['gflop_per_step']:.2f}x)")
+            print(
+                f"{'':14s} naive loss vs real (per-block predictor): relative gap {r['naive_relative_loss_gap']:.1e}; "
+                f"naive FLOPs {r['naive_gflop_per_step']:.2f} G "
+                f"({r['naive_gflop_per_step'] / r['gflop_per_step']:.2f}x)"
+            )
     print(flush=True)
 
 

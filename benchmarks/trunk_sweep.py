@@ -19,6 +19,7 @@ table goes to OUT.md and OUT.json, beside the raw-pixel and untrained-encoder fl
         --settings benchmarks/trunk_settings/tiny-imagenet.yaml --data-dir data \\
         --out benchmarks/results/trunk_sweep_tiny-imagenet --jobs 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,9 @@ def set_args(values: dict) -> list[str]:
 
 def vjepa(args: list[str], log) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "vjepa", *args, "--quiet"], stdout=log, stderr=subprocess.STDOUT,
-                          env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vjepa", *args, "--quiet"], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
     if proc.returncode:
         raise RuntimeError(f"vjepa {' '.join(args[:3])} failed (exit {proc.returncode}); see {log.name}")
 
@@ -84,8 +86,9 @@ def feature_diagnostics(embeddings: Path, num_classes: int, threads: int) -> dic
     torch.set_num_threads(threads)
     with np.load(embeddings) as f:
         tr, va, ytr, yva = (f[k] for k in ("train_features", "val_features", "train_labels", "val_labels"))
-    cfg = SimpleNamespace(eval=SimpleNamespace(knn_k=20, knn_temperature=0.07),
-                          data=SimpleNamespace(num_classes=num_classes))
+    cfg = SimpleNamespace(
+        eval=SimpleNamespace(knn_k=20, knn_temperature=0.07), data=SimpleNamespace(num_classes=num_classes)
+    )
     spread = feature_spread(tr, ytr, va, yva, cfg)
     return {**spread, "effective_rank": round(spread["effective_rank"], 2)}
 
@@ -114,8 +117,17 @@ def run_one(name: str, values: dict, seed: int, args, threads: int) -> dict:
     row = finished(folder, values, args, threads)
     if row is not None:
         return row
-    common = ["--params", str(args.params), "--data-dir", str(args.data_dir), "--results-dir", str(folder),
-              "--threads", str(threads), *set_args(values)]
+    common = [
+        "--params",
+        str(args.params),
+        "--data-dir",
+        str(args.data_dir),
+        "--results-dir",
+        str(folder),
+        "--threads",
+        str(threads),
+        *set_args(values),
+    ]
     head = ["--head", args.head, "--seed", str(seed)]
     with open(folder / "log.txt", "w") as log:
         t0 = time.perf_counter()
@@ -126,14 +138,28 @@ def run_one(name: str, values: dict, seed: int, args, threads: int) -> dict:
     m = json.loads((run / "metrics.json").read_text())
     curve = run / "knn_curve.csv"
     num_classes = _num_classes(args, values)
-    row = {"name": name, "seed": seed, "set": values, "params": str(args.params), "num_classes": num_classes,
-           "knn_top1": m["knn_top1"], "probe_top1": m["probe_top1"], "step": m["step"],
-           "train_s": round(train_s, 1), "threads": threads, "gradient_share": m.get("gradient_share"),
-           "knn_curve": curve.read_text().splitlines() if curve.is_file() else [],
-           "knn_top1_whitened": m["knn_top1_whitened"], "effective_rank": round(m["effective_rank"], 2)}
+    row = {
+        "name": name,
+        "seed": seed,
+        "set": values,
+        "params": str(args.params),
+        "num_classes": num_classes,
+        "knn_top1": m["knn_top1"],
+        "probe_top1": m["probe_top1"],
+        "step": m["step"],
+        "train_s": round(train_s, 1),
+        "threads": threads,
+        "gradient_share": m.get("gradient_share"),
+        "knn_curve": curve.read_text().splitlines() if curve.is_file() else [],
+        "knn_top1_whitened": m["knn_top1_whitened"],
+        "effective_rank": round(m["effective_rank"], 2),
+    }
     record.write_text(json.dumps(row, indent=1))
-    print(f"{name} seed {seed}: kNN {100 * row['knn_top1']:.2f}  probe {100 * row['probe_top1']:.2f}  "
-          f"({row['train_s']:.0f} s on {threads} threads)", flush=True)
+    print(
+        f"{name} seed {seed}: kNN {100 * row['knn_top1']:.2f}  probe {100 * row['probe_top1']:.2f}  "
+        f"({row['train_s']:.0f} s on {threads} threads)",
+        flush=True,
+    )
     return row
 
 
@@ -162,11 +188,14 @@ def floors(args) -> dict:
 
 def table(rows: list[dict], settings: list[dict], ref: dict, budget: dict) -> str:
     what = {s["name"]: s.get("what", "") for s in settings}
-    lines = [f"Budget: {', '.join(f'{k}={v}' for k, v in budget.items()) or 'the params file as is'}; "
-             "deterministic head; kNN k=20, T=0.07; probe as in `vjepa evaluate`.", "",
-             "| setting | what it changes | seeds | kNN top-1 % | probe top-1 % | kNN whitened % | eff. rank "
-             "| masked-token share of the encoder's gradient % | train s (threads) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Budget: {', '.join(f'{k}={v}' for k, v in budget.items()) or 'the params file as is'}; "
+        "deterministic head; kNN k=20, T=0.07; probe as in `vjepa evaluate`.",
+        "",
+        "| setting | what it changes | seeds | kNN top-1 % | probe top-1 % | kNN whitened % | eff. rank "
+        "| masked-token share of the encoder's gradient % | train s (threads) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     by_name: dict[str, list[dict]] = {}
     for r in rows:
         by_name.setdefault(r["name"], []).append(r)
@@ -178,14 +207,17 @@ def table(rows: list[dict], settings: list[dict], ref: dict, budget: dict) -> st
         fmt_s = lambda rs: " / ".join(f"{r['train_s']:.0f}" if r.get("train_s") is not None else "--" for r in rs)
         rank = " / ".join(f"{r['effective_rank']:.1f}" if r.get("effective_rank") is not None else "--" for r in rs)
         share = " / ".join(_share(r) for r in rs)
-        lines.append(f"| {s['name']} | {what[s['name']]} | {', '.join(str(r['seed']) for r in rs)} | {fmt('knn_top1')} "
-                     f"| {fmt('probe_top1')} | {fmt('knn_top1_whitened')} | {rank} | {share} "
-                     f"| {fmt_s(rs)} ({rs[0]['threads']}) |")
+        lines.append(
+            f"| {s['name']} | {what[s['name']]} | {', '.join(str(r['seed']) for r in rs)} | {fmt('knn_top1')} "
+            f"| {fmt('probe_top1')} | {fmt('knn_top1_whitened')} | {rank} | {share} "
+            f"| {fmt_s(rs)} ({rs[0]['threads']}) |"
+        )
     for key, label in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
         r = ref.get(key, {})
         if r:
-            lines.append(f"| {label} | floor | | {100 * r['top1']:.2f} | {100 * r.get('probe_top1', float('nan')):.2f} "
-                         "| | | | |")
+            lines.append(
+                f"| {label} | floor | | {100 * r['top1']:.2f} | {100 * r.get('probe_top1', float('nan')):.2f} | | | | |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -212,15 +244,20 @@ def main(argv=None) -> int:
     done = []
     for s in all_settings:
         for seed in args.seeds:
-            row = finished(args.out.parent / f"{args.out.name}_runs" / f"{s['name']}-seed{seed}",
-                           overrides(budget, s), args, threads)
+            row = finished(
+                args.out.parent / f"{args.out.name}_runs" / f"{s['name']}-seed{seed}",
+                overrides(budget, s),
+                args,
+                threads,
+            )
             if row is not None:
                 done.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table(done, all_settings, ref, budget))
     what = {s["name"]: s.get("what", "") for s in all_settings}
-    args.out.with_suffix(".json").write_text(json.dumps({"budget": budget, "what": what, "rows": done, "floors": ref},
-                                                        indent=1))
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"budget": budget, "what": what, "rows": done, "floors": ref}, indent=1)
+    )
     print(f"{len(rows)} runs; table -> {args.out.with_suffix('.md')}")
     return 0
 

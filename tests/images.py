@@ -1,5 +1,6 @@
 """Small image fixtures made in the tests (no data from outside): single images in PNG or JPEG and
 tables in Hugging Face's image schema."""
+
 from __future__ import annotations
 
 import io

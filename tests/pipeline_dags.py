@@ -6,6 +6,7 @@
 Snakemake: every job of `--forceall` with rule, wildcards, shell command, input, output and
 params. DVC: every stage of dvc.yaml (matrix expanded) with command, deps, params, outs.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,24 @@ def snakemake_jobs(root: Path) -> list[dict]:
 
     jobs = []
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        workflow_api = api.workflow(resource_settings=ResourceSettings(cores=2), snakefile=root / "Snakefile",
-                                    workdir=root)
+        workflow_api = api.workflow(
+            resource_settings=ResourceSettings(cores=2), snakefile=root / "Snakefile", workdir=root
+        )
         workflow_api.dag(DAGSettings(forceall=True))
         wf = workflow_api._workflow  # the API prints DAGs but does not return them
         wf._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
         wf._build_dag()
         for job in wf.dag.jobs:
-            jobs.append({"rule": job.rule.name, "wildcards": dict(job.wildcards_dict), "shell": job.shellcmd,
-                         "input": [str(f) for f in job.input], "output": [str(f) for f in job.output],
-                         "params": dict(job.params.items())})
+            jobs.append(
+                {
+                    "rule": job.rule.name,
+                    "wildcards": dict(job.wildcards_dict),
+                    "shell": job.shellcmd,
+                    "input": [str(f) for f in job.input],
+                    "output": [str(f) for f in job.output],
+                    "params": dict(job.params.items()),
+                }
+            )
     return jobs
 
 
@@ -39,13 +48,16 @@ def dvc_stages(root: Path) -> list[dict]:
 
     stages = []
     for st in Repo(str(root)).index.stages:
-        stages.append({
-            "name": st.name, "cmd": st.cmd,
-            "deps": [d.def_path for d in st.deps if not isinstance(d, ParamsDependency)],
-            "params": [k for d in st.deps if isinstance(d, ParamsDependency) for k in d.params],
-            "outs": [o.def_path for o in st.outs],
-            "uncached": [o.def_path for o in st.outs if not o.use_cache],
-        })
+        stages.append(
+            {
+                "name": st.name,
+                "cmd": st.cmd,
+                "deps": [d.def_path for d in st.deps if not isinstance(d, ParamsDependency)],
+                "params": [k for d in st.deps if isinstance(d, ParamsDependency) for k in d.params],
+                "outs": [o.def_path for o in st.outs],
+                "uncached": [o.def_path for o in st.outs if not o.use_cache],
+            }
+        )
     return stages
 
 

@@ -1,5 +1,6 @@
 """A scratch copy of the project for tests that run the pipeline's tools (Snakemake, DVC, the
 scripts) in a fresh git repository, and the way they run commands there."""
+
 from __future__ import annotations
 
 import os
@@ -12,17 +13,38 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]  # the project
 BIN = Path(sys.executable).parent
-COPIED = ["Snakefile", "rules", "dvc.yaml", "src", "profiles", "envs", ".dvc/config", ".dvcignore", ".gitignore",
-          "report/vjepa.tex", "report/.gitignore", "benchmarks/results", "results/gpu/README.md", "results/studies"]
+COPIED = [
+    "Snakefile",
+    "rules",
+    "dvc.yaml",
+    "src",
+    "profiles",
+    "envs",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    "report/vjepa.tex",
+    "report/.gitignore",
+    "benchmarks/results",
+    "results/gpu/README.md",
+    "results/studies",
+]
 
 # On the tests that run the tools; the profile tests below are plain Python and run without them.
-needs_tools = pytest.mark.skipif(not (BIN / "snakemake").exists() or not (BIN / "dvc").exists(),
-                                 reason="snakemake and dvc are installed by scripts/setup.sh")
+needs_tools = pytest.mark.skipif(
+    not (BIN / "snakemake").exists() or not (BIN / "dvc").exists(),
+    reason="snakemake and dvc are installed by scripts/setup.sh",
+)
 
 
 def run(args, cwd, check=True, env=None, path=()) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": os.pathsep.join([*map(str, path), str(BIN), os.environ["PATH"]]),
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(cwd) / "src"), **(env or {})}
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([*map(str, path), str(BIN), os.environ["PATH"]]),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(cwd) / "src"),
+        **(env or {}),
+    }
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -34,8 +56,7 @@ def project_copy(dest: Path, profile: str | None = "profiles/smoke.yaml") -> Pat
     for name in COPIED:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, symlinks=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(src, dest / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)

@@ -1,4 +1,5 @@
 """The `vjepa` command: one sub-command per pipeline stage, each reading files and writing files."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,8 @@ from pathlib import Path
 from vjepa.core import audit, launch
 from vjepa.core.config import load_params, parse_yaml, resolve, set_dotted, validate
 from vjepa.core.errors import VJepaError
-from vjepa.pipeline.gpus import GPU_COMMANDS, claim_gpu, keep_claims_across_exec
 from vjepa.core.io import exclusive_use, run_dir
+from vjepa.pipeline.gpus import GPU_COMMANDS, claim_gpu, keep_claims_across_exec
 
 
 def _params(args) -> dict:
@@ -43,9 +44,15 @@ def cmd_prepare(args) -> None:
     from vjepa.data.sources import prepare
 
     d = _params(args)["data"]
-    summary = prepare(d["source"], Path(args.data_dir) / "processed", image_size=d["image_size"],
-                      num_classes=d["num_classes"], path=d["path"], val_fraction=d["val_fraction"],
-                      split_seed=d["split_seed"])
+    summary = prepare(
+        d["source"],
+        Path(args.data_dir) / "processed",
+        image_size=d["image_size"],
+        num_classes=d["num_classes"],
+        path=d["path"],
+        val_fraction=d["val_fraction"],
+        split_seed=d["split_seed"],
+    )
     print(f"prepared {summary}")
 
 
@@ -54,8 +61,12 @@ def cmd_stats(args) -> None:
 
     params = _params(args)
     data_dir = Path(args.data_dir)
-    stats = compute_stats(data_dir / "processed" / "train.npz", data_dir / "stats.json",
-                          subsample=params["data"]["stats_subsample"], seed=params["seed"])
+    stats = compute_stats(
+        data_dir / "processed" / "train.npz",
+        data_dir / "stats.json",
+        subsample=params["data"]["stats_subsample"],
+        seed=params["seed"],
+    )
     print(f"stats: mean {[round(m, 4) for m in stats['mean']]} std {[round(s, 4) for s in stats['std']]}")
 
 
@@ -93,8 +104,10 @@ def cmd_train(args) -> None:
     if not world.main:
         return
     last = result["history"][-1]["knn_top1"] if result["history"] else None
-    print(f"trained {args.head} (seed {cfg.seed}) to step {result['step']} -> {out / 'checkpoint.pt'}"
-          + (f" (val kNN top-1 {last:.4f})" if last is not None else ""))
+    print(
+        f"trained {args.head} (seed {cfg.seed}) to step {result['step']} -> {out / 'checkpoint.pt'}"
+        + (f" (val kNN top-1 {last:.4f})" if last is not None else "")
+    )
 
 
 def cmd_embed(args) -> None:
@@ -107,8 +120,15 @@ def cmd_embed(args) -> None:
         distributed.start(cfg.train.device, params["launch"]["backend"])
     out = Path(args.out) if args.out else out_dir / ("embeddings_init.npz" if args.random_init else "embeddings.npz")
     try:
-        info = embed(out_dir / "checkpoint.pt", args.data_dir, out, random_init=args.random_init,
-                     device=cfg.train.device, progress=not args.quiet, expect=cfg)
+        info = embed(
+            out_dir / "checkpoint.pt",
+            args.data_dir,
+            out,
+            random_init=args.random_init,
+            device=cfg.train.device,
+            progress=not args.quiet,
+            expect=cfg,
+        )
     finally:
         distributed.stop()
     if launch.is_main_rank():
@@ -123,9 +143,15 @@ def cmd_evaluate(args) -> None:
     emb = Path(args.embeddings) if args.embeddings else out_dir / "embeddings.npz"
     out = Path(args.out) if args.out else out_dir / "metrics.json"
     ckpt = out_dir / "checkpoint.pt"  # --knn-only: what training reported, if it was trained; no head metrics
-    m = evaluate(emb, out, cfg, checkpoint_path=ckpt if ckpt.is_file() or not args.knn_only else None,
-                 data_dir=args.data_dir,
-                 eval_seed=params["seed"], score_head=not args.knn_only)
+    m = evaluate(
+        emb,
+        out,
+        cfg,
+        checkpoint_path=ckpt if ckpt.is_file() or not args.knn_only else None,
+        data_dir=args.data_dir,
+        eval_seed=params["seed"],
+        score_head=not args.knn_only,
+    )
     print(f"{args.head}: kNN top-1 {m['knn_top1']:.4f}, top-5 {m['knn_top5']:.4f} -> {out}")
 
 
@@ -133,8 +159,10 @@ def cmd_ablate(args) -> None:
     from vjepa.training.ablation import run_point
 
     m = run_point(_params(args), args.area, args.blocks, args.data_dir, args.results_dir, progress=not args.quiet)
-    print(f"ablation area {args.area}, {args.blocks} blocks: kNN top-1 {m['knn_top1']:.4f}, "
-          f"probe top-1 {m['probe_top1']:.4f}")
+    print(
+        f"ablation area {args.area}, {args.blocks} blocks: kNN top-1 {m['knn_top1']:.4f}, "
+        f"probe top-1 {m['probe_top1']:.4f}"
+    )
 
 
 def cmd_reference(args) -> None:
@@ -143,8 +171,10 @@ def cmd_reference(args) -> None:
     cfg = resolve(_params(args), None)
     out = Path(args.out) if args.out else Path(args.results_dir) / "reference" / "metrics.json"
     r = reference(cfg, args.data_dir, out)
-    print(f"reference kNN top-1: raw pixels {r['raw_pixels']['top1']:.4f}, "
-          f"untrained encoder {r['random_init']['top1']:.4f} -> {out}")
+    print(
+        f"reference kNN top-1: raw pixels {r['raw_pixels']['top1']:.4f}, "
+        f"untrained encoder {r['random_init']['top1']:.4f} -> {out}"
+    )
 
 
 def cmd_summarize(args) -> None:
@@ -153,8 +183,10 @@ def cmd_summarize(args) -> None:
     params = _params(args)
     out = Path(args.out) if args.out else Path(args.results_dir) / "metrics.json"
     written = summarize(params, Path(args.results_dir), out, args.tex_dir)
-    print(f"summary of {len(params['heads'])} heads x {len(params['seeds'])} seeds -> {out}, "
-          f"{', '.join(map(str, written))}")
+    print(
+        f"summary of {len(params['heads'])} heads x {len(params['seeds'])} seeds -> {out}, "
+        f"{', '.join(map(str, written))}"
+    )
 
 
 def cmd_samples(args) -> None:
@@ -163,9 +195,16 @@ def cmd_samples(args) -> None:
     params = _params(args)
     cfg, out_dir = _run(args, params)
     out = out_dir / "samples.npz"
-    info = draw_samples(out_dir / "checkpoint.pt", args.data_dir, out,
-                        num_samples=params["figures"]["num_samples"], batch_images=params["figures"]["batch_images"],
-                        device=cfg.train.device, seed=params["seed"], expect=cfg)
+    info = draw_samples(
+        out_dir / "checkpoint.pt",
+        args.data_dir,
+        out,
+        num_samples=params["figures"]["num_samples"],
+        batch_images=params["figures"]["batch_images"],
+        device=cfg.train.device,
+        seed=params["seed"],
+        expect=cfg,
+    )
     print(f"{args.head}: {info['token_draws']} draws of one token, {info['tokens']} batch tokens -> {out}")
 
 
@@ -199,8 +238,10 @@ def cmd_dvc_yaml(args) -> None:
     params = _params(args)
     current = write(params, args.out, check=args.check)
     if args.check and not current:
-        raise VJepaError(f"{args.out} is not what the stage table gives for {args.params}; "
-                         "run `python -m vjepa dvc-yaml` to write it")
+        raise VJepaError(
+            f"{args.out} is not what the stage table gives for {args.params}; "
+            "run `python -m vjepa dvc-yaml` to write it"
+        )
     print(f"{args.out}: {'up to date' if current else 'written'}")
 
 
@@ -208,14 +249,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vjepa", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    common.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set train.steps=100 (repeatable)")
+    common.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set train.steps=100 (repeatable)",
+    )
     common.add_argument("--data-dir", default="data", help="prepared data folder (default: data)")
-    common.add_argument("--results-dir", default="results",
-                        help="results folder: heads/HEAD/seedN/, reference/, metrics.json (default: results)")
+    common.add_argument(
+        "--results-dir",
+        default="results",
+        help="results folder: heads/HEAD/seedN/, reference/, metrics.json (default: results)",
+    )
     common.add_argument("--quiet", action="store_true", help="no progress bars")
-    common.add_argument("--threads", type=int, metavar="N",
-                        help="CPU threads for PyTorch (default: PyTorch's choice, usually all cores)")
+    common.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for PyTorch (default: PyTorch's choice, usually all cores)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, func, help_, head=False):
@@ -231,36 +283,59 @@ def build_parser() -> argparse.ArgumentParser:
     add("stats", cmd_stats, "per-channel mean/std of the training images into data/stats.json")
     sp = add("train", cmd_train, "train one head; resumes an interrupted run of the same params", head=True)
     sp.add_argument("--fresh", action="store_true", help="ignore existing checkpoints and start from step 0")
-    sp = add("embed", cmd_embed, "frozen-encoder features of train and val into results/heads/HEAD/seedN/embeddings.npz",
-             head=True)
+    sp = add(
+        "embed",
+        cmd_embed,
+        "frozen-encoder features of train and val into results/heads/HEAD/seedN/embeddings.npz",
+        head=True,
+    )
     sp.add_argument("--random-init", action="store_true", help="embed with the untrained (step 0) encoder")
     sp.add_argument("--out", help="output .npz (default: results/heads/HEAD/seedN/embeddings.npz)")
     sp = add("evaluate", cmd_evaluate, "weighted kNN top-1/top-5 into results/heads/HEAD/seedN/metrics.json", head=True)
     sp.add_argument("--embeddings", help="features .npz (default: results/heads/HEAD/seedN/embeddings.npz)")
     sp.add_argument("--out", help="output JSON (default: results/heads/HEAD/seedN/metrics.json)")
-    sp.add_argument("--knn-only", action="store_true",
-                    help="skip the head's held-out distribution metrics (e.g. for random-init features)")
-    sp = add("ablate", cmd_ablate, "one point of the masking sweep: train ablation.head with that masking, then kNN "
-             "and probe into results/ablation/areaA_blocksB.json")
-    sp.add_argument("--area", type=float, required=True, help="target block area fraction (one of ablation.target_area)")
+    sp.add_argument(
+        "--knn-only",
+        action="store_true",
+        help="skip the head's held-out distribution metrics (e.g. for random-init features)",
+    )
+    sp = add(
+        "ablate",
+        cmd_ablate,
+        "one point of the masking sweep: train ablation.head with that masking, then kNN "
+        "and probe into results/ablation/areaA_blocksB.json",
+    )
+    sp.add_argument(
+        "--area", type=float, required=True, help="target block area fraction (one of ablation.target_area)"
+    )
     sp.add_argument("--blocks", type=int, required=True, help="number of target blocks (one of ablation.num_targets)")
-    sp = add("reference", cmd_reference,
-             "kNN floors (raw pixels, untrained encoder) into results/reference/metrics.json")
+    sp = add(
+        "reference", cmd_reference, "kNN floors (raw pixels, untrained encoder) into results/reference/metrics.json"
+    )
     sp.add_argument("--out", help="output JSON (default: results/reference/metrics.json)")
     sp = add("summarize", cmd_summarize, "Table I: every head's metrics into results/metrics.json and LaTeX")
     sp.add_argument("--out", help="output JSON (default: results/metrics.json)")
-    sp.add_argument("--tex-dir", default="report/generated",
-                    help="folder of the LaTeX it writes: table1.tex (Table I), numbers.tex (macros of the numbers "
-                         "the report quotes), uncertainty.tex, comparison.tex (default: %(default)s)")
-    add("samples", cmd_samples, "draws and targets for the distribution figures into results/heads/HEAD/seedN/samples.npz",
-        head=True)
+    sp.add_argument(
+        "--tex-dir",
+        default="report/generated",
+        help="folder of the LaTeX it writes: table1.tex (Table I), numbers.tex (macros of the numbers "
+        "the report quotes), uncertainty.tex, comparison.tex (default: %(default)s)",
+    )
+    add(
+        "samples",
+        cmd_samples,
+        "draws and targets for the distribution figures into results/heads/HEAD/seedN/samples.npz",
+        head=True,
+    )
     sp = add("figure", cmd_figure, "plot one figure into report/figures/NAME.pdf and .png")
     sp.add_argument("name", help="figure name, e.g. losses, knn, masks, heads_grid, mdn_pca")
     sp.add_argument("--out-dir", default="report/figures", help="output folder (default: %(default)s)")
     sp = add("report", cmd_report, "generated LaTeX (setup, figures, provenance) and the PDF via latexmk")
     sp.add_argument("--tex", default="report/vjepa.tex", help="LaTeX source (default: %(default)s)")
     sp.add_argument("--logs-dir", default="logs", help="Snakemake logs with benchmark files (default: %(default)s)")
-    sp = add("dvc-yaml", cmd_dvc_yaml, "write dvc.yaml from the stage table (src/vjepa/pipeline/stages.py) and the imports")
+    sp = add(
+        "dvc-yaml", cmd_dvc_yaml, "write dvc.yaml from the stage table (src/vjepa/pipeline/stages.py) and the imports"
+    )
     sp.add_argument("--out", default="dvc.yaml", help="output file (default: %(default)s)")
     sp.add_argument("--check", action="store_true", help="only compare; fail when the file differs")
     return p
@@ -280,8 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
     if launch.launched() and args.command not in DISTRIBUTED_COMMANDS:
-        print(f"vjepa: error: `vjepa {args.command}` runs as one process; under torchrun only "
-              f"{' and '.join(DISTRIBUTED_COMMANDS)} do", file=sys.stderr)
+        print(
+            f"vjepa: error: `vjepa {args.command}` runs as one process; under torchrun only "
+            f"{' and '.join(DISTRIBUTED_COMMANDS)} do",
+            file=sys.stderr,
+        )
         return 2
     if args.threads is not None:
         if args.threads < 1:

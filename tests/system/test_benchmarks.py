@@ -1,4 +1,5 @@
 """The benchmark scripts still run, and what they compare is comparable (no timings asserted here)."""
+
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ sys.path.insert(0, str(BENCH))
 import knn as knn_bench  # noqa: E402
 import train_step  # noqa: E402
 from common import config, sized_params  # noqa: E402
+
 from vjepa.model.jepa import param_groups  # noqa: E402
 
 
@@ -42,8 +44,9 @@ def test_naive_step_trains_the_same_weights():
     start = {k: v.clone() for k, v in real.model.state_dict().items()}
     assert all(torch.equal(v, naive.model.state_dict()[k]) for k, v in start.items())
     opt = torch.optim.AdamW(param_groups(naive.model, 0.05), lr=1e-4, betas=(0.9, 0.95), foreach=False)
-    assert [(g["lr"], g["betas"], g["weight_decay"]) for g in real.opt.param_groups] == \
-        [(g["lr"], g["betas"], g["weight_decay"]) for g in opt.param_groups]  # make_optimizer's settings
+    assert [(g["lr"], g["betas"], g["weight_decay"]) for g in real.opt.param_groups] == [
+        (g["lr"], g["betas"], g["weight_decay"]) for g in opt.param_groups
+    ]  # make_optimizer's settings
     for i in range(3):
         ours, theirs = naive.naive_step(i, opt), real.step(i).loss
         assert torch.isfinite(ours) and ours.item() == pytest.approx(theirs.item(), rel=1e-5), i
@@ -78,20 +81,27 @@ def test_knn_benchmark_rule_is_scikit_learns():
     assert 0.3 < (ours == data[3]).mean() < 0.9  # the vote is neither trivial nor random (chance: 0.1)
 
 
-@pytest.mark.parametrize("script, args", [
-    ("train_step.py", ["--sizes", "default", "--batches", "8", "--steps", "2", "--heads", "deterministic", "flow"]),
-    ("data_path.py", ["--sizes", "default", "--batch", "8", "--repeats", "2"]),
-    ("heads.py", ["--sizes", "default", "--batch", "8", "--steps", "1", "--draws", "1", "3"]),
-    ("gpu_check.py", ["--device", "cpu", "--batch", "4", "--steps", "1", "--heads", "deterministic"]),
-    ("knn.py", ["--train", "600", "--val", "100", "--dim", "16", "--classes", "5"]),
-    ("probe.py", ["--n-train", "600", "--n-val", "100", "--dim", "16", "--classes", "5"]),
-    ("predictor_pass.py", ["--steps", "2"]),
-])
+@pytest.mark.parametrize(
+    "script, args",
+    [
+        ("train_step.py", ["--sizes", "default", "--batches", "8", "--steps", "2", "--heads", "deterministic", "flow"]),
+        ("data_path.py", ["--sizes", "default", "--batch", "8", "--repeats", "2"]),
+        ("heads.py", ["--sizes", "default", "--batch", "8", "--steps", "1", "--draws", "1", "3"]),
+        ("gpu_check.py", ["--device", "cpu", "--batch", "4", "--steps", "1", "--heads", "deterministic"]),
+        ("knn.py", ["--train", "600", "--val", "100", "--dim", "16", "--classes", "5"]),
+        ("probe.py", ["--n-train", "600", "--n-val", "100", "--dim", "16", "--classes", "5"]),
+        ("predictor_pass.py", ["--steps", "2"]),
+    ],
+)
 def test_benchmark_scripts_run(tmp_path, script, args):
     out = tmp_path / "out.json"
     extra = [] if script in ("knn.py", "probe.py") else ["--params", str(SMOKE)]
-    proc = subprocess.run([sys.executable, str(BENCH / script), *args, *extra, "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, *extra, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(out.read_text())
 
@@ -110,8 +120,9 @@ settings:
 
 
 def run_script(script: str, *args) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc
 
@@ -120,8 +131,20 @@ def test_trunk_sweep_trains_each_setting_once_and_writes_the_table(tmp_path, dig
     settings = tmp_path / "settings.yaml"
     settings.write_text(SWEEP_SETTINGS)
     out = tmp_path / "sweep"
-    args = ["--params", SMOKE, "--settings", settings, "--data-dir", digits_dir, "--out", out, "--jobs", "2",
-            "--threads", "1"]
+    args = [
+        "--params",
+        SMOKE,
+        "--settings",
+        settings,
+        "--data-dir",
+        digits_dir,
+        "--out",
+        out,
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+    ]
     run_script("trunk_sweep.py", *args)
     table = json.loads(out.with_suffix(".json").read_text())
     assert [r["name"] for r in table["rows"]] == ["paper", "two-views"]
@@ -145,14 +168,37 @@ def test_trunk_sweep_trains_each_setting_once_and_writes_the_table(tmp_path, dig
 
 def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_path, digits_dir):
     out = tmp_path / "study"
-    run_script("head_comparison.py", "--params", SMOKE, "--data-dir", digits_dir, "--out", out, "--heads",
-               "deterministic", "mdn", "--seeds", "0", "1", "--trunk", "paper", "--jobs", "2", "--threads", "1",
-               "--set", "train.steps=3", "--set", "train.eval_every=0")
+    run_script(
+        "head_comparison.py",
+        "--params",
+        SMOKE,
+        "--data-dir",
+        digits_dir,
+        "--out",
+        out,
+        "--heads",
+        "deterministic",
+        "mdn",
+        "--seeds",
+        "0",
+        "1",
+        "--trunk",
+        "paper",
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+        "--set",
+        "train.steps=3",
+        "--set",
+        "train.eval_every=0",
+    )
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["seeds"] == [0, 1] and set(summary["heads"]) == {"deterministic", "mdn"}
     assert summary["heads"]["mdn"]["knn_top1_std"] is not None  # two seeds: a spread
     assert len(summary["comparison"]["knn_top1"]) == 1 and summary["comparison"]["knn_top1"][0]["p"] is not None
     import torch as _torch
+
     ckpt = _torch.load(out / "heads" / "mdn" / "seed1" / "checkpoint.pt", weights_only=True)
     assert ckpt["config"]["trunk"]["global_views"] == 1 and ckpt["config"]["trunk"]["invariance_weight"] == 0.0
     assert "| mdn |" in (out / "table.md").read_text() and (out / "tex" / "table1.tex").is_file()
@@ -169,9 +215,27 @@ def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_pa
 
 def test_ddp_benchmark_runs_both_world_sizes_on_one_global_batch(tmp_path):
     out = tmp_path / "ddp.json"
-    proc = subprocess.run([sys.executable, str(BENCH / "ddp.py"), "--params", str(SMOKE), "--batch", "8",
-                           "--steps", "2", "--warmup", "1", "--threads", "2", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "ddp.py"),
+            "--params",
+            str(SMOKE),
+            "--batch",
+            "8",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = json.loads(out.read_text())["runs"]
     assert [r["processes"] for r in runs] == [1, 2] and [r["threads_per_process"] for r in runs] == [2, 1]

@@ -1,4 +1,5 @@
 """Two runs in one directory: the second is told clearly, and the first is not disturbed."""
+
 import os
 import subprocess
 import time
@@ -45,8 +46,14 @@ def test_second_snakemake_run_is_refused_and_the_first_finishes(tmp_path):
     root = project_copy(tmp_path / "p")
     target = "results/heads/deterministic/seed0/checkpoint.pt"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", target], cwd=root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [str(BIN / "snakemake"), "--cores", "1", target],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     locks, deadline = root / ".snakemake" / "locks", time.time() + 120
     while not (locks.exists() and any(locks.iterdir())):  # the first run holds Snakemake's lock
         assert first.poll() is None and time.time() < deadline, first.stdout.read()

@@ -1,6 +1,7 @@
 """A main job killed mid-training (SIGKILL to its whole process group, as a power loss or the
 out-of-memory killer does) resumes with the README's one command, `bash scripts/demo.sh`, and ends
 with the accuracies of a run that was never interrupted."""
+
 from __future__ import annotations
 
 import json
@@ -43,10 +44,21 @@ def accuracies(root: Path) -> dict:
 
 def test_a_killed_main_job_resumes_with_the_documented_command(tmp_path):
     root = small_project(tmp_path / "killed")
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(root / "src"), "CORES": "2"}
-    job = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=root, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(root / "src"),
+        "CORES": "2",
+    }
+    job = subprocess.Popen(
+        ["bash", "scripts/demo.sh"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     runs = [root / "results" / "heads" / h / "seed0" for h in HEADS]
     deadline = time.monotonic() + 300
     while not any((r / "resume.pt").is_file() and not (r / "checkpoint.pt").is_file() for r in runs):
@@ -56,8 +68,10 @@ def test_a_killed_main_job_resumes_with_the_documented_command(tmp_path):
     job.wait()
     assert list((root / ".snakemake" / "locks").iterdir())  # a stale lock: a bare rerun would be refused
     refused = run(["snakemake", "--cores", "2", "report"], root, check=False)
-    assert refused.returncode != 0 and ("LockException" in refused.stderr + refused.stdout
-                                        or "IncompleteFilesException" in refused.stderr + refused.stdout)
+    assert refused.returncode != 0 and (
+        "LockException" in refused.stderr + refused.stdout
+        or "IncompleteFilesException" in refused.stderr + refused.stdout
+    )
 
     done = subprocess.run(["bash", "scripts/demo.sh"], cwd=root, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

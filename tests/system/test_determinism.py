@@ -1,10 +1,11 @@
 """Same params and seed → the same weights and metrics on CPU; every metrics file records seed and versions."""
+
 import json
 
 import torch
 
-from vjepa.model import checkpoint
 from vjepa.cli import main
+from vjepa.model import checkpoint
 
 from conftest import tiny, write_params
 
@@ -23,10 +24,24 @@ def test_two_runs_give_identical_results(tmp_path, params):
     f = write_params(tmp_path / "params.yaml", p)
     runs = []
     for name in ("a", "b"):
-        common = ["--params", str(f), "--data-dir", str(tmp_path / name / "data"),
-                  "--results-dir", str(tmp_path / name / "results"), "--quiet"]
-        for cmd in (["prepare"], ["stats"], ["train", "--head", "mdn"], ["embed", "--head", "mdn"],
-                    ["evaluate", "--head", "mdn"], ["reference"], ["summarize", "--tex-dir", str(tmp_path / name / "tex")]):
+        common = [
+            "--params",
+            str(f),
+            "--data-dir",
+            str(tmp_path / name / "data"),
+            "--results-dir",
+            str(tmp_path / name / "results"),
+            "--quiet",
+        ]
+        for cmd in (
+            ["prepare"],
+            ["stats"],
+            ["train", "--head", "mdn"],
+            ["embed", "--head", "mdn"],
+            ["evaluate", "--head", "mdn"],
+            ["reference"],
+            ["summarize", "--tex-dir", str(tmp_path / name / "tex")],
+        ):
             assert main([*cmd, *common]) == 0
         runs.append(tmp_path / name / "results")
     a, b = (checkpoint.load(r / "heads" / "mdn" / "seed0" / "checkpoint.pt")["model"] for r in runs)
@@ -35,4 +50,6 @@ def test_two_runs_give_identical_results(tmp_path, params):
         ma, mb = (json.loads((r / rel).read_text()) for r in runs)
         assert without_timings(ma) == without_timings(mb), rel
         assert ma["seed"] == 0 and ma["versions"]["torch"] == torch.__version__, rel
-    assert (runs[0] / "heads/mdn/seed0/train_curve.csv").read_text() == (runs[1] / "heads/mdn/seed0/train_curve.csv").read_text()
+    assert (runs[0] / "heads/mdn/seed0/train_curve.csv").read_text() == (
+        runs[1] / "heads/mdn/seed0/train_curve.csv"
+    ).read_text()

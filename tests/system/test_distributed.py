@@ -1,11 +1,11 @@
 """Distributed training on the CPU (gloo): a 2-process step is the single-process step, runs resume
 across world sizes, a signal to one rank stops every rank at one checkpoint, and bad launches fail
 in one line before any work."""
+
 from __future__ import annotations
 
 import copy
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from vjepa.model import checkpoint
 from vjepa.core import distributed, launch
 from vjepa.core.config import validate
+from vjepa.core.errors import ConfigError
 from vjepa.data.sources import load_data_stats, load_split
 from vjepa.eval.embed import extract_features, images_to_tensor
-from vjepa.core.errors import ConfigError
+from vjepa.model import checkpoint
 from vjepa.model.jepa import param_groups
 
 from conftest import ROOT, tiny, write_params
@@ -29,8 +29,9 @@ ENV.pop("CUDA_VISIBLE_DEVICES", None)
 
 
 def vjepa(*args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "vjepa", *args], cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "vjepa", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert not check or done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -56,10 +57,19 @@ HOOK = textwrap.dedent("""
 def hooked(tmp: Path, nproc: int, rank: int, call: int, sig: str, args: list[str]) -> subprocess.CompletedProcess:
     script = tmp / "hooked.py"
     script.write_text(HOOK)
-    start = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                 f"--nproc-per-node={nproc}"]
-    return subprocess.run([*start, str(script), str(rank), str(call), sig, "--", *args], cwd=tmp, env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    start = (
+        [sys.executable]
+        if nproc == 1
+        else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    )
+    return subprocess.run(
+        [*start, str(script), str(rank), str(call), sig, "--", *args],
+        cwd=tmp,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +102,9 @@ def features(root: Path, ckpt: Path) -> torch.Tensor:
     _, cfg, model = checkpoint.load_model(ckpt)
     images, _ = load_split(root / "data/processed/val.npz", 10)
     stats = load_data_stats(root / "data")
-    return extract_features(model.encoder, images_to_tensor(images, torch.device("cpu")), stats["mean"],
-                            stats["std"], cfg.data.image_size)
+    return extract_features(
+        model.encoder, images_to_tensor(images, torch.device("cpu")), stats["mean"], stats["std"], cfg.data.image_size
+    )
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -102,8 +113,21 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("head", ["deterministic", "flow", "diffusion"])  # flow: ActNorm; diffusion: noise
 def test_one_two_process_step_is_the_single_process_step(project, head):
-    one = ["--set", "train.steps=1", "--set", "train.warmup_steps=0", "--set", "train.log_every=1",
-           "--set", "train.eval_every=0", "--head", head, "--quiet", "--threads", "2"]
+    one = [
+        "--set",
+        "train.steps=1",
+        "--set",
+        "train.warmup_steps=0",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.eval_every=0",
+        "--head",
+        head,
+        "--quiet",
+        "--threads",
+        "2",
+    ]
     vjepa("train", *one, "--results-dir", "step1", cwd=project)
     done = vjepa("train", *one, "--set", "launch.nproc=2", "--results-dir", "step2", cwd=project)
     assert "torch.distributed.run" in done.stderr and "--nproc-per-node=2" in done.stderr  # vjepa train launched it
@@ -130,8 +154,13 @@ def test_one_two_process_step_is_the_single_process_step(project, head):
     for k in a["model"]:  # the EMA teacher and every buffer (ActNorm's flags) agree too
         if not k.startswith(("encoder.", "predictor.", "head.", "cross_view.")):
             torch.testing.assert_close(b["model"][k], a["model"][k], rtol=1e-5, atol=1e-6, msg=k)
-    assert rel(features(project, run_dir(project, "step1", head) / "checkpoint.pt"),
-               features(project, run_dir(project, "step2", head) / "checkpoint.pt")) < 1e-5
+    assert (
+        rel(
+            features(project, run_dir(project, "step1", head) / "checkpoint.pt"),
+            features(project, run_dir(project, "step2", head) / "checkpoint.pt"),
+        )
+        < 1e-5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +186,9 @@ def assert_same_training(project: Path, reference: Path, run: Path) -> None:
 
 
 @pytest.mark.parametrize("before, after", [(2, 1), (1, 2)])
-def test_a_run_killed_after_its_checkpoint_resumes_with_another_number_of_processes(project, uninterrupted,
-                                                                                    before, after):
+def test_a_run_killed_after_its_checkpoint_resumes_with_another_number_of_processes(
+    project, uninterrupted, before, after
+):
     results = f"killed{before}to{after}"
     args = ["train", "--head", "deterministic", "--quiet", "--threads", "2", "--results-dir", results]
     done = hooked(project, before, rank=before - 1, call=13, sig="SIGKILL", args=args)  # the last rank dies in step 13
@@ -181,11 +211,33 @@ def test_a_signal_to_one_rank_stops_every_rank_at_one_checkpoint(project, uninte
 
 
 def test_embed_under_torchrun_shards_the_images_and_writes_once(project, uninterrupted):
-    one = vjepa("embed", "--head", "deterministic", "--results-dir", "whole", "--out", "one.npz", "--quiet",
-                cwd=project)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                          "-m", "vjepa", "embed", "--head", "deterministic", "--results-dir", "whole", "--out",
-                          "two.npz", "--quiet"], cwd=project, env=ENV, capture_output=True, text=True, timeout=600)
+    one = vjepa(
+        "embed", "--head", "deterministic", "--results-dir", "whole", "--out", "one.npz", "--quiet", cwd=project
+    )
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "vjepa",
+            "embed",
+            "--head",
+            "deterministic",
+            "--results-dir",
+            "whole",
+            "--out",
+            "two.npz",
+            "--quiet",
+        ],
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert two.returncode == 0, two.stderr
     assert two.stdout.count("embedded") == 1 and one.returncode == 0
     import numpy as np
@@ -197,8 +249,17 @@ def test_embed_under_torchrun_shards_the_images_and_writes_once(project, uninter
 
 def test_bad_launches_fail_in_one_line_before_any_work(project, default_params, monkeypatch):
     def error(*sets):
-        done = vjepa("train", "--head", "deterministic", "--quiet", *[a for s in sets for a in ("--set", s)],
-                     "--results-dir", "bad", cwd=project, check=False)
+        done = vjepa(
+            "train",
+            "--head",
+            "deterministic",
+            "--quiet",
+            *[a for s in sets for a in ("--set", s)],
+            "--results-dir",
+            "bad",
+            cwd=project,
+            check=False,
+        )
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("vjepa: error:"), done.stderr
         assert not (project / "bad").exists()
@@ -211,8 +272,9 @@ def test_bad_launches_fail_in_one_line_before_any_work(project, default_params, 
     assert "needs a SLURM allocation" in error("launch.nnodes=2")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(ConfigError, match=r"launch.nproc = 4 but 2 GPUs visible \(CUDA_VISIBLE_DEVICES=0,1\)"):
-        launch.launcher({"nproc": 4, "nnodes": 1, "backend": "auto"}, ["train"], "cuda", None,
-                        {"CUDA_VISIBLE_DEVICES": "0,1"})
+        launch.launcher(
+            {"nproc": 4, "nnodes": 1, "backend": "auto"}, ["train"], "cuda", None, {"CUDA_VISIBLE_DEVICES": "0,1"}
+        )
     with pytest.raises(ConfigError, match="not divisible by the 4 processes"):
         distributed.check_batch(18, 4)  # a batch that torchrun's own world size does not divide
     p = copy.deepcopy(default_params)
@@ -226,19 +288,40 @@ def test_the_launcher_runs_torchrun_here_or_srun_torchrun_on_every_node_of_a_slu
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     spec = {"nproc": 4, "nnodes": 1, "backend": "auto"}
     assert launch.launcher({**spec, "nproc": 1}, ["train"], "cpu", None, {}) is None
-    assert launch.launcher(spec, ["train"], "cpu", 8, {"RANK": "0", "WORLD_SIZE": "4", "LOCAL_RANK": "0",
-                                                      "LOCAL_WORLD_SIZE": "4"}) is None  # a rank already
+    assert (
+        launch.launcher(
+            spec, ["train"], "cpu", 8, {"RANK": "0", "WORLD_SIZE": "4", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "4"}
+        )
+        is None
+    )  # a rank already
     local = launch.launcher(spec, ["train", "--head", "mdn"], "cpu", 8, {})
-    assert local[1:] == ["-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc-per-node=4", "-m",
-                         "vjepa", "train", "--head", "mdn"]
+    assert local[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc-per-node=4",
+        "-m",
+        "vjepa",
+        "train",
+        "--head",
+        "mdn",
+    ]
     assert launch.environment(spec, 8, {})["OMP_NUM_THREADS"] == "2"
     srun = tmp_path / "srun"
     srun.write_text("#!/bin/sh\n")
     srun.chmod(0o755)
     slurm = {"SLURM_JOB_ID": "77", "SLURM_NNODES": "2", "PATH": str(tmp_path)}
     multi = launch.launcher({**spec, "nnodes": 2}, ["train", "--head", "mdn"], "cuda", 32, slurm)
-    assert multi[:7] == [str(srun), "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
-                         "--gres=gpu:4", "--cpus-per-task=32"]
+    assert multi[:7] == [
+        str(srun),
+        "--nodes=2",
+        "--ntasks=2",
+        "--ntasks-per-node=1",
+        "--kill-on-bad-exit=1",
+        "--gres=gpu:4",
+        "--cpus-per-task=32",
+    ]
     rest = multi[7:]
     assert rest[1:5] == ["-m", "torch.distributed.run", "--nnodes=2", "--rdzv-backend=c10d"]
     assert rest[5].startswith("--rdzv-endpoint=") and rest[6] == "--rdzv-id=vjepa-77"
@@ -252,10 +335,26 @@ def test_the_launcher_runs_torchrun_here_or_srun_torchrun_on_every_node_of_a_slu
 def test_a_trunk_without_cross_view_terms_trains_under_ddp(project):
     """Its projector takes no part in the loss; DDP, which needs a gradient for every trained parameter,
     must not see it as trained."""
-    sets = ["trunk.global_views=1", "trunk.invariance_weight=0.0", "trunk.covariance_weight=0.0",
-            "trunk.sigreg_weight=0.0", "train.steps=3", "train.eval_every=0", "train.warmup_steps=1", "launch.nproc=2"]
-    vjepa("train", "--head", "mdn", "--quiet", *[a for s in sets for a in ("--set", s)], "--results-dir", "paper",
-          cwd=project)
+    sets = [
+        "trunk.global_views=1",
+        "trunk.invariance_weight=0.0",
+        "trunk.covariance_weight=0.0",
+        "trunk.sigreg_weight=0.0",
+        "train.steps=3",
+        "train.eval_every=0",
+        "train.warmup_steps=1",
+        "launch.nproc=2",
+    ]
+    vjepa(
+        "train",
+        "--head",
+        "mdn",
+        "--quiet",
+        *[a for s in sets for a in ("--set", s)],
+        "--results-dir",
+        "paper",
+        cwd=project,
+    )
     state = checkpoint.load(run_dir(project, "paper", "mdn") / "checkpoint.pt")
     assert state["step"] == 3 and state["world_size"] == 2
 
@@ -265,10 +364,25 @@ def test_the_held_share_and_the_measured_norms_do_not_depend_on_the_number_of_pr
     ranks' gradients averaged before the norm), so the scale it sets, and the training, agree."""
     curves = {}
     for nproc in (1, 2):
-        sets = ["trunk.predict_share=0.3", "train.steps=8", "train.log_every=2", "train.eval_every=0",
-                f"launch.nproc={nproc}"]
-        vjepa("train", "--head", "deterministic", "--quiet", "--threads", "2", *[a for s in sets for a in ("--set", s)],
-              "--results-dir", f"share{nproc}", cwd=project)
+        sets = [
+            "trunk.predict_share=0.3",
+            "train.steps=8",
+            "train.log_every=2",
+            "train.eval_every=0",
+            f"launch.nproc={nproc}",
+        ]
+        vjepa(
+            "train",
+            "--head",
+            "deterministic",
+            "--quiet",
+            "--threads",
+            "2",
+            *[a for s in sets for a in ("--set", s)],
+            "--results-dir",
+            f"share{nproc}",
+            cwd=project,
+        )
         curves[nproc] = checkpoint.load(run_dir(project, f"share{nproc}", "deterministic") / "checkpoint.pt")["curve"]
     assert len(curves[1]) == len(curves[2]) == 4
     for a, b in zip(curves[1], curves[2]):
@@ -294,9 +408,28 @@ def test_two_nodes_of_a_slurm_allocation_meet_at_one_rendezvous(project, uninter
     (tmp_path / "srun").write_text(FAKE_SRUN)
     (tmp_path / "srun").chmod(0o755)
     env = {**ENV, "PATH": f"{tmp_path}{os.pathsep}{ENV['PATH']}", "SLURM_JOB_ID": "42", "SLURM_NNODES": "2"}
-    done = subprocess.run([sys.executable, "-m", "vjepa", "train", "--head", "deterministic", "--quiet", "--threads",
-                           "2", "--set", "launch.nnodes=2", "--results-dir", "nodes"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vjepa",
+            "train",
+            "--head",
+            "deterministic",
+            "--quiet",
+            "--threads",
+            "2",
+            "--set",
+            "launch.nnodes=2",
+            "--results-dir",
+            "nodes",
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert f"{tmp_path}/srun --nodes=2 --ntasks=2 --ntasks-per-node=1" in done.stderr
     assert "--nnodes=2 --rdzv-backend=c10d" in done.stderr and "--rdzv-id=vjepa-42" in done.stderr

@@ -3,6 +3,7 @@ that returns only $OUT, run end to end on a CPU (--device cpu --tiny) on the sam
 study's fixes for that one shot: a plan that times the real loop and commands, the deadline from the
 command's start, a head out of GPU memory skipped, the preflight line, both data layouts, and TensorBoard
 snapshots that stay small at the study's size."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ import pytest
 import torch
 import yaml
 
+from vjepa.core.errors import ConfigError, DataError
 from vjepa.model.heads import HEADS as REGISTERED_HEADS
 from vjepa.pipeline import gpu_study
-from vjepa.core.errors import ConfigError, DataError
 from vjepa.training.train import HISTOGRAM_VALUES, SNAPSHOT_TOKENS, ScalarLog
 
 from conftest import ROOT
@@ -45,8 +46,12 @@ def test_the_recipe_stages_two_pieces_runs_the_study_under_out_and_lands_the_tab
     pq.write_table(_hf_table(120), tin / "train-00000-of-00002.parquet")
     pq.write_table(_hf_table(120, offset=120), tin / "train-00001-of-00002.parquet")
     pq.write_table(_hf_table(60, offset=240), tin / "valid.parquet")
-    env = {"GPU_RECIPE_DIR": str(tmp_path / "remote" / "gpu-transfer"), "GPU_RECIPE_WORK": str(tmp_path / "work"),
-           "OUT": str(tmp_path / "OUT"), "GPU_RECIPE_RESULTS": str(tmp_path / "results" / "gpu")}
+    env = {
+        "GPU_RECIPE_DIR": str(tmp_path / "remote" / "gpu-transfer"),
+        "GPU_RECIPE_WORK": str(tmp_path / "work"),
+        "OUT": str(tmp_path / "OUT"),
+        "GPU_RECIPE_RESULTS": str(tmp_path / "results" / "gpu"),
+    }
     transfer = tmp_path / "remote" / "gpu-transfer"
 
     recipe("stage", tin, env=env)  # here
@@ -70,19 +75,44 @@ def test_the_recipe_stages_two_pieces_runs_the_study_under_out_and_lands_the_tab
     assert "Plan against wall time" in (out / "table1.md").read_text()
 
     landed = Path(recipe("land", out, env=env).stdout.strip().splitlines()[-1])
-    assert landed.parent == tmp_path / "results" / "gpu" and (landed / "table1.md").read_text() == \
-        (out / "table1.md").read_text()
+    assert (
+        landed.parent == tmp_path / "results" / "gpu"
+        and (landed / "table1.md").read_text() == (out / "table1.md").read_text()
+    )
 
 
 def test_the_plan_charges_every_part_of_the_real_loop_as_often_as_the_study_runs_it():
-    laps = [("setup", 2.0), ("measured step", 1.5), ("step", 1.2), ("step", 1.1),  # 3 warm-up steps
-            ("step", 1.0), ("step", 1.0), ("measured step", 1.4), ("log", 0.5), ("step", 1.0), ("save", 3.0),
-            ("measured step", 1.4), ("log", 0.5), ("validate", 6.0), ("final", 4.0)]
+    laps = [
+        ("setup", 2.0),
+        ("measured step", 1.5),
+        ("step", 1.2),
+        ("step", 1.1),  # 3 warm-up steps
+        ("step", 1.0),
+        ("step", 1.0),
+        ("measured step", 1.4),
+        ("log", 0.5),
+        ("step", 1.0),
+        ("save", 3.0),
+        ("measured step", 1.4),
+        ("log", 0.5),
+        ("validate", 6.0),
+        ("final", 4.0),
+    ]
     costs = gpu_study.loop_costs(laps, warmup=3)
     assert costs["seconds_per_step"] == 1.0 and costs["measured_step_s"] == pytest.approx(1.4)
     assert costs["warmup_extra_s"] == pytest.approx(0.1 + 0.2 + 0.1)
-    row = {**costs, "batch_size": 512, "steps": 500, "log_every": 25, "ckpt_every": 250, "eval_every": 500,
-           "validates": True, "command_s": 10.0, "embed_seconds": 5.0, "eval_command_s": 20.0}
+    row = {
+        **costs,
+        "batch_size": 512,
+        "steps": 500,
+        "log_every": 25,
+        "ckpt_every": 250,
+        "eval_every": 500,
+        "validates": True,
+        "command_s": 10.0,
+        "embed_seconds": 5.0,
+        "eval_command_s": 20.0,
+    }
     p = gpu_study.plan({"heads": {"mdn": row, "flow": {"skipped": "out of GPU memory"}}}, overhead_s=99.0)
     # 20 measured steps (0, 25, ...), 480 plain, 20 log snapshots, one save (step 250), one validation
     expect = 10 + 2 + 0.4 + 4 + 480 * 1.0 + 20 * 1.4 + 20 * 0.5 + 1 * 3.0 + 1 * 6.0
@@ -106,18 +136,30 @@ def test_a_head_out_of_gpu_memory_is_skipped_in_one_line_and_the_table_says_so(t
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return {"seconds_per_step": 0.1, "batch_size": 16, "steps": 4, "images_per_s": 160.0, "mfu": 0.1}
 
-    commands = {"train_overhead_s": 1.0, "embed_s": 1.0, "evaluate_s": 2.0, "measured_on": "deterministic",
-                "heads": {h: 0.5 for h in HEADS if h != "mdn"}}
+    commands = {
+        "train_overhead_s": 1.0,
+        "embed_s": 1.0,
+        "evaluate_s": 2.0,
+        "measured_on": "deterministic",
+        "heads": {h: 0.5 for h in HEADS if h != "mdn"},
+    }
     timing = gpu_study.time_heads(study, "cpu", 2, time_one=time_one, time_eval=lambda *a: commands)
     lines = [line for line in capsys.readouterr().out.splitlines() if "mdn" in line]
     assert lines == ["  mdn: skipped, out of GPU memory in its timing run at train.batch_size = 16"]
     assert "mdn" not in gpu_study.plan(timing, 0.0)["heads"] and "deterministic" in gpu_study.plan(timing, 0.0)["heads"]
-    record = {**gpu_study.environment("cpu"), "date": "2026-01-01", "command": "x", "deadline_s": 600.0,
-              "timing": timing}
+    record = {
+        **gpu_study.environment("cpu"),
+        "date": "2026-01-01",
+        "command": "x",
+        "deadline_s": 600.0,
+        "timing": timing,
+    }
     gpu_study.write_record(study, record)
     assert not record["complete"] and record["table"]["heads"]["mdn"]["skipped"].startswith("out of GPU memory")
-    assert "| mdn | skipped: out of GPU memory in its timing run at train.batch_size = 16 |" in \
-        (study.out / "table1.md").read_text()
+    assert (
+        "| mdn | skipped: out of GPU memory in its timing run at train.batch_size = 16 |"
+        in (study.out / "table1.md").read_text()
+    )
 
 
 def test_the_deadline_counts_from_the_commands_start(tmp_path, monkeypatch):

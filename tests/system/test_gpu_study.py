@@ -1,6 +1,7 @@
 """scripts/gpu_study.sh, the paper-sized study for one GPU, run end to end on a CPU at the smoke
 profile's size (--device cpu --tiny), so that it cannot rot while no GPU is around; its refusals
 and its deadline."""
+
 from __future__ import annotations
 
 import datetime
@@ -17,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from vjepa.core.errors import DataError
 from vjepa.model.heads import HEADS as REGISTERED_HEADS
 from vjepa.pipeline import gpu_study
-from vjepa.core.errors import DataError
 
 from conftest import ROOT
 from images import hf_table as _hf_table
@@ -31,8 +32,7 @@ HEADS = list(REGISTERED_HEADS)  # every head, in the registry's order
 def study(*args, check: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    done = subprocess.run(["bash", str(SCRIPT), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run(["bash", str(SCRIPT), *map(str, args)], env=env, capture_output=True, text=True, timeout=900)
     assert not check or done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -65,14 +65,22 @@ def test_the_tiny_study_on_a_cpu_writes_table_one_throughput_and_stage_times(tin
     assert record["table"]["heads"]["flow_matching"]["paper_knn_top1"] is None
     assert set(record["table"]["floors"]) == {"raw_pixels", "random_init"}
     stages = {s["stage"]: s for s in record["stages"]}
-    assert {"prepare", "stats", "reference", "plan (timed steps)", *(f"{c}-{h}" for h in HEADS
-                                                                     for c in ("train", "embed", "evaluate"))} <= set(stages)
+    assert {
+        "prepare",
+        "stats",
+        "reference",
+        "plan (timed steps)",
+        *(f"{c}-{h}" for h in HEADS for c in ("train", "embed", "evaluate")),
+    } <= set(stages)
     assert all(s["status"] == "ok" and s["seconds"] >= 0 for s in record["stages"])
     assert record["wall_s"] < 600 and record["torch"] and record["device"]
     md = (out / "table1.md").read_text()
     rows = [line for line in md.splitlines() if line.startswith("| ")]
-    assert [r.split(" | ")[0].lstrip("| ") for r in rows[1:9]] == [*HEADS, "raw pixels (floor)",
-                                                                    "untrained encoder (floor)"]
+    assert [r.split(" | ")[0].lstrip("| ") for r in rows[1:9]] == [
+        *HEADS,
+        "raw pixels (floor)",
+        "untrained encoder (floor)",
+    ]
     knn = f"{100 * record['table']['heads']['mdn']['knn_top1']:.2f}"
     assert f"| mdn | {knn} |" in md and "| train-flow |" in md
 
@@ -101,12 +109,25 @@ def test_a_plan_over_the_deadline_is_refused_in_one_line_before_any_training(tin
     params["heads"], params["data"]["num_classes"] = ["deterministic"], 6  # the fixture's classes
     params["train"]["steps"] = 1_000_000
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    done = study("--data", tin, "--out", tmp_path / "late", "--device", "cpu", "--params", tmp_path / "params.yaml",
-                 "--deadline", "300")
+    done = study(
+        "--data",
+        tin,
+        "--out",
+        tmp_path / "late",
+        "--device",
+        "cpu",
+        "--params",
+        tmp_path / "params.yaml",
+        "--deadline",
+        "300",
+    )
     last = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(last) == 1, done.stdout + done.stderr
-    refusal = re.fullmatch(r"gpu_study: error: the plan needs (\d+) s but (\d+) s of the 300 s deadline are left; "
-                           r"raise --deadline, lower train\.steps \(--params \S+\), or pass --fit", last[0])
+    refusal = re.fullmatch(
+        r"gpu_study: error: the plan needs (\d+) s but (\d+) s of the 300 s deadline are left; "
+        r"raise --deadline, lower train\.steps \(--params \S+\), or pass --fit",
+        last[0],
+    )
     assert refusal and int(refusal[1]) > 300 > int(refusal[2]) > 0, last[0]
     assert "plan (deadline 300 s" in done.stdout and "deterministic  1000000" in done.stdout
     assert not list((tmp_path / "late" / "logs").glob("train-*.log"))
@@ -137,11 +158,18 @@ def test_a_stage_that_would_pass_the_deadline_is_stopped():
 
 
 def test_fit_lowers_the_steps_of_every_head_alike_until_the_plan_fits():
-    timing = {"heads": {"a": {"seconds_per_step": 0.1, "batch_size": 8, "steps": 1000, "embed_seconds": 5.0},
-                        "b": {"seconds_per_step": 0.3, "batch_size": 8, "steps": 1000, "embed_seconds": 5.0}}}
+    timing = {
+        "heads": {
+            "a": {"seconds_per_step": 0.1, "batch_size": 8, "steps": 1000, "embed_seconds": 5.0},
+            "b": {"seconds_per_step": 0.3, "batch_size": 8, "steps": 1000, "embed_seconds": 5.0},
+        }
+    }
     full = gpu_study.plan(timing, overhead_s=2.0, evaluate_s=10.0)
     assert full["total_s"] == pytest.approx(2 * 2 + 400 + 2 * (4 + 5 + 10))
     steps = gpu_study.fitted_steps(timing, 2.0, 10.0, budget_s=200.0)
-    assert gpu_study.plan(timing, 2.0, 10.0, steps)["total_s"] <= 200.0 < gpu_study.plan(timing, 2.0, 10.0,
-                                                                                           steps + 1)["total_s"]
+    assert (
+        gpu_study.plan(timing, 2.0, 10.0, steps)["total_s"]
+        <= 200.0
+        < gpu_study.plan(timing, 2.0, 10.0, steps + 1)["total_s"]
+    )
     assert steps == 395  # (200 - 42) / (0.1 + 0.3)

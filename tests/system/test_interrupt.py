@@ -1,5 +1,6 @@
 """A real `vjepa train` process killed (SIGKILL) or stopped (SIGTERM) mid-run resumes, on rerun of the
 same command, to bitwise the same weights and training curve as a run that was never interrupted."""
+
 import os
 import random
 import signal
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vjepa.model import checkpoint
 from vjepa.data.sources import compute_stats, prepare
+from vjepa.model import checkpoint
 
 from conftest import ROOT, tiny, write_params
 
@@ -24,8 +25,9 @@ def setup(tmp_path_factory, default_params):
     import copy
 
     d = tmp_path_factory.mktemp("interrupt")
-    prepare("digits", d / "data" / "processed", image_size=16, num_classes=10, path=None, val_fraction=0.2,
-            split_seed=0)
+    prepare(
+        "digits", d / "data" / "processed", image_size=16, num_classes=10, path=None, val_fraction=0.2, split_seed=0
+    )
     compute_stats(d / "data" / "processed" / "train.npz", d / "data" / "stats.json")
     params = tiny(copy.deepcopy(default_params))
     params["train"].update(steps=300, ckpt_every=7, log_every=5, eval_every=150)
@@ -37,9 +39,29 @@ def setup(tmp_path_factory, default_params):
 
 def run_train(params_file: Path, data_dir: Path, results_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.Popen([sys.executable, "-m", "vjepa", "train", "--params", str(params_file), "--head", HEAD,
-                             "--data-dir", str(data_dir), "--results-dir", str(results_dir), "--quiet",
-                             "--threads", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vjepa",
+            "train",
+            "--params",
+            str(params_file),
+            "--head",
+            HEAD,
+            "--data-dir",
+            str(data_dir),
+            "--results-dir",
+            str(results_dir),
+            "--quiet",
+            "--threads",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:

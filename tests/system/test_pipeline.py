@@ -3,10 +3,10 @@
 The DAG test compares stage by stage (names, commands, deps, outs, params); the end-to-end
 test runs the smoke profile through both tools in a scratch git repository.
 """
+
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -55,7 +55,11 @@ def test_snakemake_and_dvc_describe_the_same_stages(tmp_path):
         assert set(job["output"]) == set(stage["outs"]), name
         assert set(job["params"]["values"]) == set(stage["params"]), name
     uncached = {o for s in stages.values() for o in s["uncached"]}
-    assert {"results/metrics.json", "results/reference/metrics.json", "results/heads/mdn/seed0/metrics.json"} <= uncached
+    assert {
+        "results/metrics.json",
+        "results/reference/metrics.json",
+        "results/heads/mdn/seed0/metrics.json",
+    } <= uncached
     assert not any(o.endswith(("checkpoint.pt", ".npz")) for o in uncached)
 
 
@@ -123,35 +127,51 @@ UNREAD_ON_SMOKE = {("summarize", "head"): "per-head overrides of train.batch_siz
 def check_declarations(audit: Path, root: Path) -> None:
     """Each command's record against its stage: every package module it loaded is a declared code
     dep, every params key it read is declared, and every declared key was read."""
-    from vjepa.pipeline.codedeps import _module_file, closure
     from vjepa.core.config import load_params
+    from vjepa.pipeline.codedeps import _module_file, closure
     from vjepa.pipeline.stages import head_of, stages
 
     params = load_params(root / "params.yaml")
     table = {st.name: st for st in stages(params)}
     records = {p.stem: json.loads(p.read_text()) for p in audit.glob("*.json")}
-    assert {"prepare", "stats", "train@mdn-0", "embed@mdn-0", "evaluate@mdn-0", "reference", "summarize",
-            "samples@mdn-0", "figure@knn", "report"} <= set(records)
+    assert {
+        "prepare",
+        "stats",
+        "train@mdn-0",
+        "embed@mdn-0",
+        "evaluate@mdn-0",
+        "reference",
+        "summarize",
+        "samples@mdn-0",
+        "figure@knn",
+        "report",
+    } <= set(records)
     assert any(name.startswith("ablate@") for name in records)
     for name, record in records.items():
         command, _, run_of = name.partition("@")
         st = table[f"figure_{run_of}" if command == "figure" else command]
         head = run_of.split("-")[0] if st.over in ("run", "head") else None
         code = set(closure(st.vjepa_command, head=head_of(st, params, head), figure=st.figure))
-        loaded = {"src/vjepa/" + _module_file(m).relative_to(_module_file("vjepa").parent).as_posix()
-                  for m in record["modules"]}
+        loaded = {
+            "src/vjepa/" + _module_file(m).relative_to(_module_file("vjepa").parent).as_posix()
+            for m in record["modules"]
+        }
         assert loaded <= code, (name, loaded - code)
         declared = [k.format(head=head_of(st, params, head)) for k in st.params]
         read = record["params"]
-        assert all(any(covers(d, r) for d in declared) for r in read), (name, [r for r in read if not any(
-            covers(d, r) for d in declared)])
+        assert all(any(covers(d, r) for d in declared) for r in read), (
+            name,
+            [r for r in read if not any(covers(d, r) for d in declared)],
+        )
         unread = [d for d in declared if not any(covers(d, r) or covers(r, d) for r in read)]
         assert all((st.name, d) in UNREAD_ON_SMOKE for d in unread), (name, unread)
 
 
 @needs_tools
-@pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
-                    reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)")
+@pytest.mark.skipif(
+    shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+    reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)",
+)
 def test_smoke_profile_through_both_tools(tmp_path):
     root = project_copy(tmp_path / "p")
     audit = tmp_path / "audit"  # every command records the params keys and modules it used
@@ -161,8 +181,14 @@ def test_smoke_profile_through_both_tools(tmp_path):
     assert summary["heads"].keys() == {"deterministic", "mdn", "rnade", "flow", "flow_matching", "diffusion"}
     text = run(["pdftotext", "-layout", "report/vjepa.pdf", "-"], root).stdout
     for head, row in summary["heads"].items():  # Table I in the PDF shows the summary's numbers
-        name = {"deterministic": "Deterministic", "mdn": "Mixture density", "rnade": "Autoregressive",
-                "flow": "RealNVP", "flow_matching": "Flow matching", "diffusion": "Diffusion"}[head]
+        name = {
+            "deterministic": "Deterministic",
+            "mdn": "Mixture density",
+            "rnade": "Autoregressive",
+            "flow": "RealNVP",
+            "flow_matching": "Flow matching",
+            "diffusion": "Diffusion",
+        }[head]
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(name) and "&" not in ln)
         assert f"{100 * row['knn_top1']:.2f}" in line and f"{100 * row['knn_top5']:.2f}" in line, line
     raw = 100 * summary["reference"]["raw_pixels"]["top1"]
@@ -180,8 +206,19 @@ def test_smoke_profile_through_both_tools(tmp_path):
     params.write_text(original)
 
     params.write_text(params.read_text().replace("  flow:\n    num_layers: 2", "  flow:\n    num_layers: 3"))
-    chain = {"train-flow@0", "embed-flow@0", "evaluate-flow@0", "samples-flow", "summarize", "figure_losses",
-             "figure_knn", "figure_heads_grid", "figure_calibration", "figure_gradient_share", "report"}
+    chain = {
+        "train-flow@0",
+        "embed-flow@0",
+        "evaluate-flow@0",
+        "samples-flow",
+        "summarize",
+        "figure_losses",
+        "figure_knn",
+        "figure_heads_grid",
+        "figure_calibration",
+        "figure_gradient_share",
+        "report",
+    }
     assert planned_snakemake(root) == chain
     # DVC plans the changed stages; their dependants follow when their inputs actually change.
     assert "train-flow@0" in planned_dvc(root) <= chain
@@ -203,8 +240,10 @@ def test_smoke_profile_through_both_tools(tmp_path):
 
 
 @needs_tools
-@pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
-                    reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)")
+@pytest.mark.skipif(
+    shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+    reason="LaTeX and poppler-utils are installed by scripts/setup.sh (as root on Debian)",
+)
 def test_smoke_pipeline_with_two_processes_per_training_through_snakemake(tmp_path):
     """launch.nproc: 2 — every training is a 2-process gloo run that `vjepa train` starts under torchrun;
     the rest of the pipeline, through the PDF, is unchanged."""
@@ -237,6 +276,7 @@ def test_every_profile_is_a_complete_valid_params_file():
 
 def test_snakemake_profiles_name_existing_rules_and_give_every_gpu_stage_a_gpu():
     import yaml
+
     from vjepa.core.config import load_params
     from vjepa.pipeline.stages import stages
 
@@ -259,14 +299,17 @@ def test_snakemake_profiles_name_existing_rules_and_give_every_gpu_stage_a_gpu()
     assert train["runtime"] >= 720  # 20,000 steps at batch 600 with room to spare
 
 
-@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
-                    reason="the SLURM executor plugin is a test extra (pip install -e '.[test]')")
+@pytest.mark.skipif(
+    subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
+    reason="the SLURM executor plugin is a test extra (pip install -e '.[test]')",
+)
 @pytest.mark.parametrize("nproc, nnodes", [(1, 1), (4, 1), (4, 2)])
 def test_a_training_asks_slurm_for_its_gpus_nodes_and_tasks(nproc, nnodes):
     """The sbatch call the SLURM executor makes for a training job with the profile's train resources."""
     import yaml
     from snakemake_executor_plugin_slurm.submit_string import get_submit_command
     from snakemake_executor_plugin_slurm.utils import set_gres_string
+
     from vjepa.core.config import load_params
     from vjepa.pipeline.stages import job_resources, stage
 
@@ -275,10 +318,22 @@ def test_a_training_asks_slurm_for_its_gpus_nodes_and_tasks(nproc, nnodes):
 
     slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     rule = job_resources(stage("train", load_params(ROOT / "profiles/paper.yaml")), {"nproc": nproc, "nnodes": nnodes})
-    job = type("Job", (), {"resources": Resources({**slurm["default-resources"], **rule,
-                                                    **slurm["set-resources"]["train"]}), "threads": 8})()
-    params = {"run_uuid": "u", "slurm_logfile": "log", "comment_str": "train", "account": "", "partition": "-p gpu",
-              "workdir": None}
+    job = type(
+        "Job",
+        (),
+        {
+            "resources": Resources({**slurm["default-resources"], **rule, **slurm["set-resources"]["train"]}),
+            "threads": 8,
+        },
+    )()
+    params = {
+        "run_uuid": "u",
+        "slurm_logfile": "log",
+        "comment_str": "train",
+        "account": "",
+        "partition": "-p gpu",
+        "workdir": None,
+    }
     call = get_submit_command(job, params) + set_gres_string(job)
     assert "--cpus-per-gpu=8" in call and "--mem-per-cpu 8000" in call and "--ntasks-per-gpu" not in call, call
     if nnodes == 1:
@@ -289,8 +344,10 @@ def test_a_training_asks_slurm_for_its_gpus_nodes_and_tasks(nproc, nnodes):
 
 
 @needs_tools
-@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
-                    reason="the SLURM executor plugin is a test extra (pip install -e '.[test]')")
+@pytest.mark.skipif(
+    subprocess.run([sys.executable, "-c", "import snakemake_executor_plugin_slurm"]).returncode != 0,
+    reason="the SLURM executor plugin is a test extra (pip install -e '.[test]')",
+)
 def test_slurm_profile_plans_the_paper_study(tmp_path):
     """With the executor plugin and stand-in SLURM commands on PATH, the paper study plans: every
     GPU rule on the GPU partition with one GPU, the others on the CPU partition; nothing submitted."""
@@ -300,8 +357,11 @@ def test_slurm_profile_plans_the_paper_study(tmp_path):
     for cmd in ("sbatch", "squeue", "sacct", "sinfo", "scancel", "sacctmgr", "srun"):
         (fake / cmd).write_text(f"#!/bin/sh\necho {cmd} >> {tmp_path}/calls.log\nexit 0\n")
         (fake / cmd).chmod(0o755)
-    out = run(["snakemake", "--profile", "profiles/slurm", "-n", "report", "--configfile", "profiles/paper.yaml"],
-              root, path=[fake]).stdout
+    out = run(
+        ["snakemake", "--profile", "profiles/slurm", "-n", "report", "--configfile", "profiles/paper.yaml"],
+        root,
+        path=[fake],
+    ).stdout
     blocks = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, flags=re.M)
     planned = {}
     for rule, resources in blocks:

@@ -1,4 +1,5 @@
 """The command line: bad input gives one clear line before any work; the stages chain end to end."""
+
 import json
 import subprocess
 import sys
@@ -12,17 +13,22 @@ from conftest import tiny, write_params
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "vjepa", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "vjepa", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("data.source=mnist", "data.source = 'mnist' is not allowed; choose one of: digits, tiny-imagenet, imagefolder"),
-    ("train.lr=abc", "train.lr = 'abc' has the wrong type; expected number"),
-    ("train.lr=-1", "train.lr = -1 is out of range; allowed range (0, 1]"),
-    ("model.patch_size=5", "data.image_size = 32 is not divisible by model.patch_size = 5"),
-    ("train.batch_sise=3", "unknown key 'batch_sise' in 'train'"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        (
+            "data.source=mnist",
+            "data.source = 'mnist' is not allowed; choose one of: digits, tiny-imagenet, imagefolder",
+        ),
+        ("train.lr=abc", "train.lr = 'abc' has the wrong type; expected number"),
+        ("train.lr=-1", "train.lr = -1 is out of range; allowed range (0, 1]"),
+        ("model.patch_size=5", "data.image_size = 32 is not divisible by model.patch_size = 5"),
+        ("train.batch_sise=3", "unknown key 'batch_sise' in 'train'"),
+    ],
+)
 def test_bad_params_give_one_line_before_any_work(tmp_path, params, override, expected):
     write_params(tmp_path / "params.yaml", params)
     r = run_cli("prepare", "--set", override, cwd=tmp_path)
@@ -74,8 +80,15 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     params = tiny(params)
     params["heads"] = ["deterministic"]
     p = write_params(tmp_path / "params.yaml", params)
-    common = ["--params", str(p), "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results"),
-              "--quiet"]
+    common = [
+        "--params",
+        str(p),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--quiet",
+    ]
     assert main(["prepare", *common]) == 0
     assert main(["stats", *common]) == 0
     assert main(["train", "--head", "deterministic", *common]) == 0
@@ -83,7 +96,9 @@ def test_end_to_end_prepare_stats_train_embed_evaluate_summarize(tmp_path, param
     assert (out / "checkpoint.pt").is_file() and not (out / "resume.pt").exists()
     curve = (out / "train_curve.csv").read_text().splitlines()
     assert curve[0].startswith("step,lr,loss,") and [r.split(",")[0] for r in curve[1:]] == ["2", "4", "6"]
-    assert (out / "knn_curve.csv").read_text().splitlines()[0] == "step,knn_top1,feature_std,sample_cosine,sample_mse,val_loss"
+    assert (out / "knn_curve.csv").read_text().splitlines()[
+        0
+    ] == "step,knn_top1,feature_std,sample_cosine,sample_mse,val_loss"
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert main(["embed", "--head", "deterministic", *common]) == 0
     assert main(["evaluate", "--head", "deterministic", *common]) == 0

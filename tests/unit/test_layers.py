@@ -1,5 +1,6 @@
 """The package's folders are its layers: each subpackage imports only the layers below it, there are no
 import cycles, and docs/architecture.md's folder table lists exactly the folders in the tree."""
+
 from __future__ import annotations
 
 import re
@@ -77,5 +78,7 @@ def test_no_import_cycles_between_modules():
 def test_the_architecture_docs_list_exactly_the_folders_of_the_tree():
     text = (ROOT / "docs" / "architecture.md").read_text()
     documented = set(re.findall(r"^\| `src/vjepa/([a-z_/]+)/` \|", text, flags=re.M))
-    tree = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*") if p.is_dir() and (p / "__init__.py").is_file()}
+    tree = {
+        p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*") if p.is_dir() and (p / "__init__.py").is_file()
+    }
     assert documented == tree, f"in the docs only: {documented - tree}; in the tree only: {tree - documented}"

@@ -11,6 +11,7 @@ keys looked up in it (iterating a section records the whole section), and a `Con
 `config.resolve` records the fields read from it. `Config.to_dict` (the copy a checkpoint keeps
 for the record) reads under `paused()`.
 """
+
 from __future__ import annotations
 
 import json
@@ -124,6 +125,7 @@ def recording_section(obj, section: str, overridden: frozenset = frozenset(), ov
 def recording_config(cfg, seed_from_params: bool, overrides: dict | None = None):
     """A `Config` whose section fields, `head` (its params section) and, when it came from the params
     file, `seed` record their reads. `overrides`: the head's overrides of shared sections."""
+
     def __getattribute__(self, name):
         if name == "head":
             touch(f"head.{object.__getattribute__(self, 'head_name')}")

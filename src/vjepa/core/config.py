@@ -4,6 +4,7 @@
 schema cannot express); `resolve` merges a head's overrides into the shared
 sections and returns a frozen `Config`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,9 +30,8 @@ class ParamsLoader(yaml.SafeLoader):
 
 
 ParamsLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def parse_yaml(text: str):
@@ -106,8 +106,9 @@ class TrunkConfig:
     @property
     def cross_view_on(self) -> bool:
         """Whether the cross-view term adds anything to the loss."""
-        return any(w > 0 for w in (self.invariance_weight, self.variance_weight, self.covariance_weight,
-                                   self.sigreg_weight))
+        return any(
+            w > 0 for w in (self.invariance_weight, self.variance_weight, self.covariance_weight, self.sigreg_weight)
+        )
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ def _describe(error) -> str:
     if v == "type":
         hint = ""
         if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9.]+[eE][-+]?[0-9]+", value):
-            hint = f" (write it with a dot, e.g. {value.replace('e', '.0e', 1) if '.' not in value else value}, or unquoted)"
+            dotted = value.replace("e", ".0e", 1) if "." not in value else value
+            hint = f" (write it with a dot, e.g. {dotted}, or unquoted)"
         return f"{key} = {value!r} has the wrong type; expected {schema['type']}{hint}"
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         lo = schema.get("minimum", schema.get("exclusiveMinimum"))
@@ -199,8 +201,10 @@ def _describe(error) -> str:
         return f"{key} = {value!r} is out of range; allowed range {rng}"
     if v in ("minItems", "maxItems"):
         bound = schema[v]
-        return (f"{key} = {value!r} has the wrong length; give {'at least' if v == 'minItems' else 'at most'} "
-                f"{bound} item{'s' if bound != 1 else ''}")
+        return (
+            f"{key} = {value!r} has the wrong length; give {'at least' if v == 'minItems' else 'at most'} "
+            f"{bound} item{'s' if bound != 1 else ''}"
+        )
     if v == "uniqueItems":
         return f"{key} = {value!r} lists an entry twice; list each once"
     return f"{key} = {value!r}: {error.message}"
@@ -227,8 +231,13 @@ def validate(params: dict, source: str = "params.yaml") -> None:
     errors = schema_errors(params)
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
-    known = list(_schema()["properties"]["head"]["properties"])  # the heads: one section each (tests/unit/model/test_head_registry.py)
-    for key, head in [*((f"heads.{i}", h) for i, h in enumerate(params["heads"])), ("ablation.head", params["ablation"]["head"])]:
+    known = list(
+        _schema()["properties"]["head"]["properties"]
+    )  # the heads: one section each (tests/unit/model/test_head_registry.py)
+    for key, head in [
+        *((f"heads.{i}", h) for i, h in enumerate(params["heads"])),
+        ("ablation.head", params["ablation"]["head"]),
+    ]:
         if head not in known:
             raise ConfigError(f"{source}: {key} = {head!r} is not allowed; choose one of: {', '.join(known)}")
     for head in params["heads"]:
@@ -245,15 +254,19 @@ def world_size(launch: dict) -> int:
     return launch["nproc"] * launch["nnodes"]
 
 
-def _check_launch(launch: dict, t: "TrainConfig", where: str) -> None:
+def _check_launch(launch: dict, t: TrainConfig, where: str) -> None:
     size = world_size(launch)
     if t.batch_size % size:
-        raise ConfigError(f"{where}train.batch_size = {t.batch_size} is not divisible by the {size} processes of "
-                          f"launch.nproc x launch.nnodes = {launch['nproc']} x {launch['nnodes']}; choose a "
-                          f"multiple of {size} (it stays the global batch; each process takes an equal share)")
+        raise ConfigError(
+            f"{where}train.batch_size = {t.batch_size} is not divisible by the {size} processes of "
+            f"launch.nproc x launch.nnodes = {launch['nproc']} x {launch['nnodes']}; choose a "
+            f"multiple of {size} (it stays the global batch; each process takes an equal share)"
+        )
     if launch["backend"] == "nccl" and t.device in ("cpu", "mps"):
-        raise ConfigError(f"{where}launch.backend = nccl needs CUDA, but train.device = {t.device!r}; "
-                          "use launch.backend: auto (gloo off CUDA) or gloo")
+        raise ConfigError(
+            f"{where}launch.backend = nccl needs CUDA, but train.device = {t.device!r}; "
+            "use launch.backend: auto (gloo off CUDA) or gloo"
+        )
 
 
 def ablation_grid(params: dict) -> tuple[list[float], list[int]]:
@@ -281,16 +294,25 @@ def ablation_config(params: dict, area: float, blocks: int) -> Config:
     cfg = resolve(params, a["head"], params["seeds"][0])
     steps = a["steps"]
     return dataclasses.replace(
-        cfg, mask=dataclasses.replace(cfg.mask, target_scale=(area, area), num_targets=blocks),
-        train=dataclasses.replace(cfg.train, steps=steps, warmup_steps=min(cfg.train.warmup_steps, steps // 10),
-                                  eval_every=0, ckpt_every=steps))
+        cfg,
+        mask=dataclasses.replace(cfg.mask, target_scale=(area, area), num_targets=blocks),
+        train=dataclasses.replace(
+            cfg.train,
+            steps=steps,
+            warmup_steps=min(cfg.train.warmup_steps, steps // 10),
+            eval_every=0,
+            ckpt_every=steps,
+        ),
+    )
 
 
 def _check_ablation(params: dict, source: str) -> None:
     head = params["ablation"]["head"]
     if head not in params["head"]:
-        raise ConfigError(f"{source}: ablation.head = {head!r} has no section head.{head}; add one or pick a head "
-                          f"among {', '.join(params['head'])}")
+        raise ConfigError(
+            f"{source}: ablation.head = {head!r} has no section head.{head}; add one or pick a head "
+            f"among {', '.join(params['head'])}"
+        )
     for area, blocks in ablation_points(params):
         _check_ranges(ablation_config(params, area, blocks), f"{source}: (ablation point area {area}, {blocks} blocks)")
 
@@ -304,8 +326,10 @@ def _check_ranges(cfg: Config, source: str) -> None:
 
     m, d = cfg.model, cfg.data
     if d.image_size % m.patch_size:
-        bad(f"data.image_size = {d.image_size} is not divisible by model.patch_size = {m.patch_size}; "
-            "choose sizes so that image_size / patch_size is a whole number")
+        bad(
+            f"data.image_size = {d.image_size} is not divisible by model.patch_size = {m.patch_size}; "
+            "choose sizes so that image_size / patch_size is a whole number"
+        )
     if m.embed_dim % m.num_heads:
         bad(f"model.embed_dim = {m.embed_dim} is not divisible by model.num_heads = {m.num_heads}")
     if m.pred_dim % m.pred_num_heads:
@@ -313,47 +337,70 @@ def _check_ranges(cfg: Config, source: str) -> None:
     for name, dim in (("model.embed_dim", m.embed_dim), ("model.pred_dim", m.pred_dim)):
         if dim % 4:
             bad(f"{name} = {dim} must be a multiple of 4 (2-D sin-cos positions split it in four)")
-    for name, pair in (("mask.target_scale", cfg.mask.target_scale), ("mask.target_aspect", cfg.mask.target_aspect),
-                       ("mask.context_scale", cfg.mask.context_scale), ("augment.crop_scale", cfg.augment.crop_scale),
-                       ("augment.crop_ratio", cfg.augment.crop_ratio), ("augment.blur_sigma", cfg.augment.blur_sigma),
-                       ("trunk.local_crop_scale", cfg.trunk.local_crop_scale)):
+    for name, pair in (
+        ("mask.target_scale", cfg.mask.target_scale),
+        ("mask.target_aspect", cfg.mask.target_aspect),
+        ("mask.context_scale", cfg.mask.context_scale),
+        ("augment.crop_scale", cfg.augment.crop_scale),
+        ("augment.crop_ratio", cfg.augment.crop_ratio),
+        ("augment.blur_sigma", cfg.augment.blur_sigma),
+        ("trunk.local_crop_scale", cfg.trunk.local_crop_scale),
+    ):
         if pair[0] > pair[1]:
             bad(f"{name} = {list(pair)} must be [low, high] with low <= high")
     if cfg.head_name == "rnade" and cfg.head["hidden_dim"] < m.embed_dim - 1:
-        bad(f"head.rnade.hidden_dim = {cfg.head['hidden_dim']} must be at least model.embed_dim - 1 = "
-            f"{m.embed_dim - 1} (every autoregressive degree needs a hidden unit)")
+        bad(
+            f"head.rnade.hidden_dim = {cfg.head['hidden_dim']} must be at least model.embed_dim - 1 = "
+            f"{m.embed_dim - 1} (every autoregressive degree needs a hidden unit)"
+        )
     tr = cfg.trunk
     if tr.invariance_weight and tr.global_views + tr.local_views < 2:
-        bad(f"trunk.invariance_weight = {tr.invariance_weight} needs at least two views of each image, but "
-            f"trunk.global_views + trunk.local_views = {tr.global_views + tr.local_views}; add views or set it to 0")
+        bad(
+            f"trunk.invariance_weight = {tr.invariance_weight} needs at least two views of each image, but "
+            f"trunk.global_views + trunk.local_views = {tr.global_views + tr.local_views}; add views or set it to 0"
+        )
     if not tr.predict_weight and not tr.cross_view_on:
-        bad("trunk.predict_weight = 0 and every cross-view weight is 0: nothing would train the encoder; "
-            "set trunk.predict_weight > 0 or a cross-view weight (e.g. trunk.invariance_weight)")
+        bad(
+            "trunk.predict_weight = 0 and every cross-view weight is 0: nothing would train the encoder; "
+            "set trunk.predict_weight > 0 or a cross-view weight (e.g. trunk.invariance_weight)"
+        )
     if tr.predict_share is not None and not (tr.predict_weight and tr.cross_view_on):
-        bad(f"trunk.predict_share = {tr.predict_share} divides the encoder's gradient between the masked-token "
+        bad(
+            f"trunk.predict_share = {tr.predict_share} divides the encoder's gradient between the masked-token "
             "loss and the cross-view term, so it needs both (trunk.predict_weight > 0 and a cross-view weight); "
-            "set it to null")
+            "set it to null"
+        )
     if tr.target_view == "other" and tr.global_views < 2:
-        bad("trunk.target_view = other predicts the teacher's tokens of another view of the same image, but "
-            f"trunk.global_views = {tr.global_views}; set trunk.global_views >= 2 or trunk.target_view: own")
+        bad(
+            "trunk.target_view = other predicts the teacher's tokens of another view of the same image, but "
+            f"trunk.global_views = {tr.global_views}; set trunk.global_views >= 2 or trunk.target_view: own"
+        )
     if tr.target_layers > m.depth:
-        bad(f"trunk.target_layers = {tr.target_layers} is more than the teacher's model.depth = {m.depth} blocks; "
-            f"set it to at most {m.depth}")
+        bad(
+            f"trunk.target_layers = {tr.target_layers} is more than the teacher's model.depth = {m.depth} blocks; "
+            f"set it to at most {m.depth}"
+        )
     if tr.local_views and (tr.local_size % m.patch_size or tr.local_size > d.image_size):
-        bad(f"trunk.local_size = {tr.local_size} must be a multiple of model.patch_size = {m.patch_size} and at most "
-            f"data.image_size = {d.image_size}")
+        bad(
+            f"trunk.local_size = {tr.local_size} must be a multiple of model.patch_size = {m.patch_size} and at most "
+            f"data.image_size = {d.image_size}"
+        )
     grid = (d.image_size // m.patch_size) ** 2
     if cfg.mask.num_targets * cfg.mask.target_scale[0] >= 1.0:
-        bad(f"mask.num_targets x mask.target_scale[0] = {cfg.mask.num_targets} x {cfg.mask.target_scale[0]} "
-            "covers the whole grid; lower one of them so that their product is < 1")
+        bad(
+            f"mask.num_targets x mask.target_scale[0] = {cfg.mask.num_targets} x {cfg.mask.target_scale[0]} "
+            "covers the whole grid; lower one of them so that their product is < 1"
+        )
     if cfg.mask.min_context >= grid:
         bad(f"mask.min_context = {cfg.mask.min_context} must be smaller than the {grid} patches of the grid")
     t = cfg.train
     if d.source == "digits":  # the only source whose size is known before it is prepared
         n_train = DIGITS_IMAGES - math.ceil(DIGITS_IMAGES * d.val_fraction)
         if t.batch_size > n_train:
-            bad(f"train.batch_size = {t.batch_size} is larger than the {n_train} digits training images "
-                f"(data.val_fraction = {d.val_fraction}); lower it to at most {n_train}")
+            bad(
+                f"train.batch_size = {t.batch_size} is larger than the {n_train} digits training images "
+                f"(data.val_fraction = {d.val_fraction}); lower it to at most {n_train}"
+            )
     if t.min_lr > t.lr:
         bad(f"train.min_lr = {t.min_lr} is larger than train.lr = {t.lr}")
     if t.ema_start > t.ema_end:

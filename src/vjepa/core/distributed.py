@@ -19,6 +19,7 @@ gradient of one copy), so after DDP's average every parameter gets exactly the g
 single-process loss. Control flow that must agree (stop requests, skipped steps) goes through
 `any_rank` on a CPU (gloo) group, so it needs no device synchronisation under NCCL.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -98,8 +99,10 @@ def device(requested: str) -> torch.device:
 def check_batch(batch_size: int, size: int | None = None) -> None:
     size = _world.size if size is None else size
     if batch_size % size:
-        raise ConfigError(f"train.batch_size = {batch_size} is not divisible by the {size} processes of the run; "
-                          f"choose a multiple of {size} (each process takes an equal share of every batch)")
+        raise ConfigError(
+            f"train.batch_size = {batch_size} is not divisible by the {size} processes of the run; "
+            f"choose a multiple of {size} (each process takes an equal share of every batch)"
+        )
 
 
 def shard(n: int) -> slice:
@@ -206,12 +209,11 @@ def gather_features(x: torch.Tensor, n: int) -> torch.Tensor:
         return x
     per = -(-n // _world.size)
     padded = torch.zeros(per, *x.shape[1:], dtype=x.dtype)
-    padded[:len(x)] = x
+    padded[: len(x)] = x
     parts = [torch.empty_like(padded) for _ in range(_world.size)]
     dist.all_gather(parts, padded, group=_control)  # CPU tensors: gloo, whatever the main backend
     sizes = [len(range(n)[split(n, r)]) for r in range(_world.size)]
     return torch.cat([p[:s] for p, s in zip(parts, sizes)])
-
 
 
 def barrier() -> None:

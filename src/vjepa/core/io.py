@@ -3,15 +3,17 @@
 Outputs are written to a temporary file beside the target, then renamed, so a killed
 stage never leaves a truncated file at the final path.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +63,9 @@ def exclusive_use(folder: str | os.PathLike, what: str) -> Iterator[None]:
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or "another process"
-            raise VJepaError(f"{folder} is in use: {holder} is running {what} there; wait for it to finish "
-                             "or stop it, then rerun") from None
+            raise VJepaError(
+                f"{folder} is in use: {holder} is running {what} there; wait for it to finish or stop it, then rerun"
+            ) from None
         lock.seek(0)
         lock.truncate()
         lock.write(f"process {os.getpid()}")

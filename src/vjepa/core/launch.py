@@ -11,6 +11,7 @@ Snakemake or SLURM reaches it, and torchrun passes it on to every rank). Under t
 (RANK, WORLD_SIZE, ... set, as by `torchrun -m vjepa train`), nothing is launched: the environment
 decides. The checks that can fail are made here, before any process starts.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,13 +39,16 @@ def resolve_backend(backend: str, cuda: bool) -> str:
     if backend == "auto":
         return "nccl" if cuda else "gloo"
     if backend == "nccl" and not cuda:
-        raise ConfigError("launch.backend = nccl needs CUDA GPUs, but this run is on the CPU; "
-                          "use launch.backend: auto (gloo on the CPU) or gloo")
+        raise ConfigError(
+            "launch.backend = nccl needs CUDA GPUs, but this run is on the CPU; "
+            "use launch.backend: auto (gloo on the CPU) or gloo"
+        )
     return backend
 
 
-def launcher(launch: dict, argv: list[str], device_request: str, threads: int | None,
-             environ=os.environ) -> list[str] | None:
+def launcher(
+    launch: dict, argv: list[str], device_request: str, threads: int | None, environ=os.environ
+) -> list[str] | None:
     """The command line that runs `vjepa <argv>` as the training `launch` describes, or None when
     this process should train itself."""
     nproc, nnodes = launch["nproc"], launch["nnodes"]
@@ -58,21 +62,31 @@ def launcher(launch: dict, argv: list[str], device_request: str, threads: int | 
     if nnodes == 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", *module]
     return _srun(nnodes, nproc, cuda, threads, environ) + [
-        sys.executable, "-m", "torch.distributed.run", f"--nnodes={nnodes}", "--rdzv-backend=c10d",
-        f"--rdzv-endpoint={socket.gethostname()}:{_free_port()}", f"--rdzv-id=vjepa-{environ['SLURM_JOB_ID']}",
-        *module]
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={nnodes}",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint={socket.gethostname()}:{_free_port()}",
+        f"--rdzv-id=vjepa-{environ['SLURM_JOB_ID']}",
+        *module,
+    ]
 
 
 def _srun(nnodes: int, nproc: int, cuda: bool, threads: int | None, environ) -> list[str]:
     """One task per node of the allocation, with the node's GPUs and CPUs."""
     if not environ.get("SLURM_JOB_ID"):
-        raise ConfigError(f"launch.nnodes = {nnodes} needs a SLURM allocation of {nnodes} nodes (SLURM_JOB_ID is "
-                          "not set): run the pipeline with --profile profiles/slurm, or inside salloc/sbatch "
-                          f"--nodes {nnodes}; elsewhere start torchrun on each node yourself")
+        raise ConfigError(
+            f"launch.nnodes = {nnodes} needs a SLURM allocation of {nnodes} nodes (SLURM_JOB_ID is "
+            "not set): run the pipeline with --profile profiles/slurm, or inside salloc/sbatch "
+            f"--nodes {nnodes}; elsewhere start torchrun on each node yourself"
+        )
     given = environ.get("SLURM_NNODES") or environ.get("SLURM_JOB_NUM_NODES")
     if given and int(given) != nnodes:
-        raise ConfigError(f"launch.nnodes = {nnodes} but this SLURM allocation has {given} nodes; "
-                          f"allocate {nnodes} (sbatch --nodes {nnodes}) or set launch.nnodes: {given}")
+        raise ConfigError(
+            f"launch.nnodes = {nnodes} but this SLURM allocation has {given} nodes; "
+            f"allocate {nnodes} (sbatch --nodes {nnodes}) or set launch.nnodes: {given}"
+        )
     srun = shutil.which("srun", path=environ.get("PATH"))
     if srun is None:
         raise ConfigError("launch.nnodes > 1 needs SLURM's srun on the PATH, and it is not there")
@@ -106,9 +120,11 @@ def check_gpu_count(nproc: int, environ=os.environ) -> None:
 
     visible = torch.cuda.device_count()
     if nproc > visible:
-        raise ConfigError(f"launch.nproc = {nproc} but {visible} GPU{'s' if visible != 1 else ''} visible"
-                          f"{_listed(environ)}; lower launch.nproc (torchrun: --nproc-per-node) to at most "
-                          f"{visible} (one process per GPU)")
+        raise ConfigError(
+            f"launch.nproc = {nproc} but {visible} GPU{'s' if visible != 1 else ''} visible"
+            f"{_listed(environ)}; lower launch.nproc (torchrun: --nproc-per-node) to at most "
+            f"{visible} (one process per GPU)"
+        )
 
 
 def on_cuda(device_request: str) -> bool:

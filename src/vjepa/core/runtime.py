@@ -1,4 +1,5 @@
 """Device choice, mixed precision, seeding and the library versions recorded with results."""
+
 from __future__ import annotations
 
 import contextlib
@@ -70,8 +71,13 @@ def versions() -> dict[str, str]:
 
     from vjepa import __version__
 
-    return {"vjepa": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "sklearn": sklearn.__version__, "python": platform.python_version()}
+    return {
+        "vjepa": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def progress_interval() -> float:

@@ -7,11 +7,13 @@ allOf and local `$ref`s. Its errors carry what `config._describe` reads from jso
 (`absolute_path`, `instance`, `validator`, `schema`, `message`), so the messages are the same;
 `tests/unit/core/test_config.py` holds both validators to the same first error on bad params.
 """
+
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
@@ -22,10 +24,29 @@ _TYPES = {
     "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
 }
-_BOUNDS = {"minimum": lambda v, b: v >= b, "maximum": lambda v, b: v <= b,
-           "exclusiveMinimum": lambda v, b: v > b, "exclusiveMaximum": lambda v, b: v < b}
-_HANDLED = {"type", "enum", *_BOUNDS, "required", "properties", "additionalProperties", "items", "minItems",
-            "maxItems", "uniqueItems", "allOf", "$ref", "$schema", "title", "definitions"}
+_BOUNDS = {
+    "minimum": lambda v, b: v >= b,
+    "maximum": lambda v, b: v <= b,
+    "exclusiveMinimum": lambda v, b: v > b,
+    "exclusiveMaximum": lambda v, b: v < b,
+}
+_HANDLED = {
+    "type",
+    "enum",
+    *_BOUNDS,
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "allOf",
+    "$ref",
+    "$schema",
+    "title",
+    "definitions",
+}
 
 
 @dataclass
@@ -80,7 +101,9 @@ def _object_keyword(keyword, value, instance: dict, schema: dict, root: dict, pa
     elif keyword == "additionalProperties" and value is False:
         extra = sorted(set(instance) - set(schema.get("properties", {})))
         if extra:
-            yield error("additionalProperties", f"additional properties are not allowed ({', '.join(map(repr, extra))})")
+            yield error(
+                "additionalProperties", f"additional properties are not allowed ({', '.join(map(repr, extra))})"
+            )
     elif keyword == "properties":
         for key, sub in value.items():
             if key in instance:
@@ -93,7 +116,7 @@ def _array_keyword(keyword, value, instance: list, root: dict, path: tuple, erro
     elif keyword == "maxItems" and len(instance) > value:
         yield error("maxItems", f"{instance!r} should have at most {value} item(s)")
     elif keyword == "uniqueItems" and value:
-        if any(_equal(a, b) for i, a in enumerate(instance) for b in instance[i + 1:]):
+        if any(_equal(a, b) for i, a in enumerate(instance) for b in instance[i + 1 :]):
             yield error("uniqueItems", f"{instance!r} has non-unique elements")
     elif keyword == "items":
         for i, item in enumerate(instance):

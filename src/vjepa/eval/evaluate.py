@@ -1,5 +1,6 @@
 """Metrics of one run from its frozen features: kNN and linear-probe top-1/top-5, the head's
 held-out distribution scores, and what produced them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +10,9 @@ import numpy as np
 from vjepa.core.config import Config
 from vjepa.core.errors import DataError
 from vjepa.core.io import write_json
+from vjepa.core.runtime import versions
 from vjepa.eval.knn import knn_accuracy
 from vjepa.eval.probe import linear_probe
-from vjepa.core.runtime import versions
 
 FEATURE_KEYS = ("train_features", "train_labels", "val_features", "val_labels")
 
@@ -31,9 +32,16 @@ def load_embeddings(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
-             checkpoint_path: str | Path | None = None, data_dir: str | Path | None = None,
-             eval_seed: int = 0, score_head: bool = True) -> dict:
+def evaluate(
+    embeddings_path: str | Path,
+    out_path: str | Path,
+    cfg: Config,
+    *,
+    checkpoint_path: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    eval_seed: int = 0,
+    score_head: bool = True,
+) -> dict:
     """kNN and probe on the embeddings file; when a checkpoint is given, what training reported
     (warnings, skipped steps, the loss parts' gradient shares) and, with `score_head` and the data
     folder, the head's held-out distribution metrics; writes metrics.json and returns it.
@@ -44,8 +52,13 @@ def evaluate(embeddings_path: str | Path, out_path: str | Path, cfg: Config, *,
         "head": cfg.head_name,
         **feature_accuracy(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"], cfg),
         **feature_spread(e["train_features"], e["train_labels"], e["val_features"], e["val_labels"], cfg),
-        "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "metric": "cosine",
-                "vote": "exp(sim/T)", "features": "mean-pooled student tokens"},
+        "knn": {
+            "k": cfg.eval.knn_k,
+            "temperature": cfg.eval.knn_temperature,
+            "metric": "cosine",
+            "vote": "exp(sim/T)",
+            "features": "mean-pooled student tokens",
+        },
         "n_train": int(len(e["train_labels"])),
         "n_val": int(len(e["val_labels"])),
         "embedding_dim": int(e["train_features"].shape[1]),
@@ -64,15 +77,37 @@ def feature_accuracy(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
     """How well frozen features classify: weighted kNN and the linear probe with the params' fixed
     budget (knn_top1/5, probe_top1/5, and how the probe was fitted). Every run, the floors and the
     masking sweep are scored by this one function."""
-    knn = knn_accuracy(train_x, train_y, val_x, val_y, k=cfg.eval.knn_k, temperature=cfg.eval.knn_temperature,
-                       num_classes=cfg.data.num_classes)
-    probe = linear_probe(train_x, train_y, val_x, val_y, num_classes=cfg.data.num_classes,
-                         steps=cfg.eval.probe_steps, weight_decay=cfg.eval.probe_weight_decay)
-    return {"knn_top1": knn["top1"], "knn_top5": knn["top5"], "probe_top1": probe["top1"],
-            "probe_top5": probe["top5"],
-            "probe": {"train_top1": probe["train_top1"], "lbfgs_iterations": probe["steps"],
-                      "max_iterations": cfg.eval.probe_steps, "weight_decay": cfg.eval.probe_weight_decay,
-                      "model": "multinomial logistic regression on standardised features, full-batch L-BFGS"}}
+    knn = knn_accuracy(
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+        k=cfg.eval.knn_k,
+        temperature=cfg.eval.knn_temperature,
+        num_classes=cfg.data.num_classes,
+    )
+    probe = linear_probe(
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+        num_classes=cfg.data.num_classes,
+        steps=cfg.eval.probe_steps,
+        weight_decay=cfg.eval.probe_weight_decay,
+    )
+    return {
+        "knn_top1": knn["top1"],
+        "knn_top5": knn["top5"],
+        "probe_top1": probe["top1"],
+        "probe_top5": probe["top5"],
+        "probe": {
+            "train_top1": probe["train_top1"],
+            "lbfgs_iterations": probe["steps"],
+            "max_iterations": cfg.eval.probe_steps,
+            "weight_decay": cfg.eval.probe_weight_decay,
+            "model": "multinomial logistic regression on standardised features, full-batch L-BFGS",
+        },
+    }
 
 
 def feature_spread(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
@@ -88,9 +123,15 @@ def feature_spread(train_x, train_y, val_x, val_y, cfg: Config) -> dict:
     mean = tr.mean(0)
     eig, vec = np.linalg.eigh(np.cov((tr - mean).T))
     white = vec / np.sqrt(np.maximum(eig, 1e-6 * eig.max()))
-    acc = knn_accuracy(torch.from_numpy((tr - mean) @ white).float(), train_y,
-                       torch.from_numpy((va - mean) @ white).float(), val_y, k=cfg.eval.knn_k,
-                       temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
+    acc = knn_accuracy(
+        torch.from_numpy((tr - mean) @ white).float(),
+        train_y,
+        torch.from_numpy((va - mean) @ white).float(),
+        val_y,
+        k=cfg.eval.knn_k,
+        temperature=cfg.eval.knn_temperature,
+        num_classes=cfg.data.num_classes,
+    )
     return {"knn_top1_whitened": acc["top1"], "effective_rank": effective_rank(torch.from_numpy(tr).float())}
 
 
@@ -105,12 +146,15 @@ def _from_checkpoint(checkpoint_path, data_dir: Path | None, cfg: Config, eval_s
         state = checkpoint.load(checkpoint_path)
     else:
         state, _, model = checkpoint.load_model(checkpoint_path, cfg)
-    out = {"training_warnings": state.get("warnings", []), "skipped_steps": state.get("skipped_steps", []),
-           "gradient_share": summary(state.get("curve", []))}
+    out = {
+        "training_warnings": state.get("warnings", []),
+        "skipped_steps": state.get("skipped_steps", []),
+        "gradient_share": summary(state.get("curve", [])),
+    }
     if data_dir is not None:
+        from vjepa.core.runtime import pick_device
         from vjepa.data.sources import load_data_stats, load_split
         from vjepa.eval.head_metrics import head_metrics
-        from vjepa.core.runtime import pick_device
 
         model.to(pick_device(cfg.train.device))
         images, _ = load_split(data_dir / "processed" / "val.npz")

@@ -9,6 +9,7 @@ time per token, and, from many draws of the first tokens, the scores of `uncerta
 (energy score, coverage, PIT, spread–error correlation, diversity, modes), on the same
 scale for every head.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,9 +20,16 @@ import torch.nn.functional as F
 
 from vjepa.data.augment import resize
 from vjepa.eval.embed import images_to_tensor
+from vjepa.eval.uncertainty import (
+    count_modes,
+    coverage,
+    energy_score,
+    mean_pairwise_distance,
+    pit,
+    spread_error_correlation,
+)
 from vjepa.model.jepa import JEPA
 from vjepa.model.masks import MultiBlockMaskSampler
-from vjepa.eval.uncertainty import count_modes, coverage, energy_score, mean_pairwise_distance, pit, spread_error_correlation
 
 MODE_TOKENS = 16  # tokens whose draws are clustered to count modes
 PIT_BINS = 10
@@ -33,14 +41,15 @@ NLL_NOTES = {  # what stands in for the exact NLL of the heads without a density
 
 
 @torch.no_grad()
-def held_out_batches(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_images: int = 512,
-                     batch_size: int = 128, seed: int = 0):
+def held_out_batches(
+    model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_images: int = 512, batch_size: int = 128, seed: int = 0
+):
     """Yield (cond, target) for up to `max_images` validation images with reproducible masks."""
     gen = torch.Generator().manual_seed(seed)
     sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
     device = next(model.parameters()).device
     for start in range(0, min(max_images, len(images)), batch_size):
-        chunk = images_to_tensor(images[start:start + batch_size], device)
+        chunk = images_to_tensor(images[start : start + batch_size], device)
         x = resize(chunk, cfg.data.image_size, stats["mean"], stats["std"])
         masks = sampler(len(chunk), gen).to(device)
         cond, _ = model.conditioning(x, masks)
@@ -51,8 +60,10 @@ def held_out_batches(model: JEPA, images: np.ndarray, stats: dict, cfg, *, max_i
 def sample_quality(draw: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """Token MSE and cosine similarity of one draw per token (1×B×T×D) to the teacher targets."""
     draw, target = draw[0].float(), target.float()
-    return {"sample_mse": float(F.mse_loss(draw, target)),
-            "sample_cosine": float(F.cosine_similarity(draw, target, dim=-1).mean())}
+    return {
+        "sample_mse": float(F.mse_loss(draw, target)),
+        "sample_cosine": float(F.cosine_similarity(draw, target, dim=-1).mean()),
+    }
 
 
 @torch.no_grad()
@@ -76,8 +87,9 @@ def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, seed: int
                 torch.cuda.synchronize()
             sample_ms = 1000.0 * (time.perf_counter() - t0) / (cond.shape[0] * cond.shape[1])
             quality = sample_quality(draw, target)
-            scores = distribution_scores(head, cond, target, seed, num_draws=cfg.eval.draws,
-                                         num_tokens=cfg.eval.scored_tokens)
+            scores = distribution_scores(
+                head, cond, target, seed, num_draws=cfg.eval.draws, num_tokens=cfg.eval.scored_tokens
+            )
     out = {
         "point_cosine": float(torch.stack(cos).mean()),
         **quality,
@@ -94,8 +106,9 @@ def head_metrics(model: JEPA, images: np.ndarray, stats: dict, cfg, *, seed: int
 
 
 @torch.no_grad()
-def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: int, *, num_draws: int = 64,
-                        num_tokens: int = 256) -> dict:
+def distribution_scores(
+    head, cond: torch.Tensor, target: torch.Tensor, seed: int, *, num_draws: int = 64, num_tokens: int = 256
+) -> dict:
     """`num_draws` draws for each of the first `num_tokens` tokens, scored against their targets."""
     c = cond.reshape(1, -1, cond.shape[-1])[:, :num_tokens]
     y_scored = target.reshape(1, -1, target.shape[-1])[:, :num_tokens]
@@ -113,10 +126,12 @@ def distribution_scores(head, cond: torch.Tensor, target: torch.Tensor, seed: in
         **bound,
         "energy_score": energy,
         "energy_score_per_dim": energy / y.shape[-1],
-        "coverage_50": cov[0.5], "coverage_90": cov[0.9],
+        "coverage_50": cov[0.5],
+        "coverage_90": cov[0.9],
         "pit_histogram": torch.histc(u, bins=PIT_BINS, min=0.0, max=1.0).div(u.numel()).tolist(),
         "spread_error_spearman": None if np.isnan(spearman) else spearman,
         "sample_pairwise_distance": mean_pairwise_distance(draws),
         "modes": float(np.mean([count_modes(draws[:, t], seed=seed) for t in range(min(MODE_TOKENS, y.shape[0]))])),
-        "scored_tokens": int(y.shape[0]), "draws_per_token": num_draws,
+        "scored_tokens": int(y.shape[0]),
+        "draws_per_token": num_draws,
     }

@@ -5,6 +5,7 @@ images (fixed masks): the teacher's target tokens, one draw and the point predic
 token; `figures.num_samples` draws of the first target token; and for a mixture head its
 component weights, means and σ. Figures only read this file, so replotting never samples.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,29 +13,43 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vjepa.model import checkpoint
-from vjepa.data.sources import load_data_stats, load_split
-from vjepa.eval.head_metrics import held_out_batches
 from vjepa.core.io import write_npz
 from vjepa.core.runtime import pick_device
+from vjepa.data.sources import load_data_stats, load_split
+from vjepa.eval.head_metrics import held_out_batches
+from vjepa.model import checkpoint
 
 DRAW_CHUNK = 512  # draws of the one token per call (bounds memory for iterative samplers)
 
 
 @torch.no_grad()
-def draw_samples(ckpt_path, data_dir, out_path, *, num_samples: int, batch_images: int,
-                 device: str = "auto", seed: int = 0, expect=None) -> dict:
+def draw_samples(
+    ckpt_path,
+    data_dir,
+    out_path,
+    *,
+    num_samples: int,
+    batch_images: int,
+    device: str = "auto",
+    seed: int = 0,
+    expect=None,
+) -> dict:
     state, cfg, model = checkpoint.load_model(ckpt_path, expect)
     model.to(pick_device(device)).eval()
     data_dir = Path(data_dir)
     images, _ = load_split(data_dir / "processed" / "val.npz")
-    cond, target = next(held_out_batches(model, images[:batch_images], load_data_stats(data_dir), cfg,
-                                         batch_size=batch_images))
+    cond, target = next(
+        held_out_batches(model, images[:batch_images], load_data_stats(data_dir), cfg, batch_size=batch_images)
+    )
     torch.manual_seed(seed)
     head = model.head
     one = cond[:1, :1]  # the first target token of the first image
-    draws = torch.cat([head.sample(one, min(DRAW_CHUNK, num_samples - i)).reshape(-1, target.shape[-1])
-                       for i in range(0, num_samples, DRAW_CHUNK)])
+    draws = torch.cat(
+        [
+            head.sample(one, min(DRAW_CHUNK, num_samples - i)).reshape(-1, target.shape[-1])
+            for i in range(0, num_samples, DRAW_CHUNK)
+        ]
+    )
     arrays = {
         "targets": target.reshape(-1, target.shape[-1]).float().cpu().numpy(),
         "batch_draws": head.sample(cond, 1)[0].reshape(-1, target.shape[-1]).float().cpu().numpy(),

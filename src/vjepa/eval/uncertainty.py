@@ -4,6 +4,7 @@ Every function takes `samples` n×T×D (n draws for each of T target tokens of w
 `target` T×D, so every head is scored the same way; the deterministic head is a point mass
 (n = 1, or n identical draws).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -38,8 +39,9 @@ def coverage(samples: torch.Tensor, target: torch.Tensor, levels=(0.5, 0.9)) -> 
     (a calibrated head covers each level's nominal fraction)."""
     out = {}
     for level in levels:
-        lo, hi = torch.quantile(samples.float(), torch.tensor([(1 - level) / 2, (1 + level) / 2],
-                                                              dtype=torch.float32), dim=0)
+        lo, hi = torch.quantile(
+            samples.float(), torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float32), dim=0
+        )
         out[level] = ((target >= lo) & (target <= hi)).float().mean().item()
     return out
 

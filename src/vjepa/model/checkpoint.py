@@ -1,11 +1,21 @@
 """Checkpoint files: what they hold, atomic saving, and safe loading (`weights_only=True`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from vjepa.core.config import AugmentConfig, Config, DataConfig, EvalConfig, MaskConfig, ModelConfig, TrainConfig, TrunkConfig
+from vjepa.core.config import (
+    AugmentConfig,
+    Config,
+    DataConfig,
+    EvalConfig,
+    MaskConfig,
+    ModelConfig,
+    TrainConfig,
+    TrunkConfig,
+)
 from vjepa.core.errors import CheckpointError
 from vjepa.core.io import atomic_path
 
@@ -27,24 +37,34 @@ def load(path: str | Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, ...
-        raise CheckpointError(f"checkpoint '{path}' cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}); "
-                              "delete it and retrain") from None
+        raise CheckpointError(
+            f"checkpoint '{path}' cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}); delete it and retrain"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not a vjepa checkpoint")
     if state.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint '{path}' has format version {state.get('version')}, this vjepa "
-                              f"reads version {VERSION}; retrain or use the matching vjepa release")
+        raise CheckpointError(
+            f"checkpoint '{path}' has format version {state.get('version')}, this vjepa "
+            f"reads version {VERSION}; retrain or use the matching vjepa release"
+        )
     return state
 
 
 def config_from_dict(d: dict) -> Config:
     """Rebuild the typed Config stored in a checkpoint."""
     t = lambda x: {k: tuple(v) if isinstance(v, list) else v for k, v in x.items()}
-    return Config(seed=d["seed"], head_name=d["head_name"], data=DataConfig(**d["data"]),
-                  model=ModelConfig(**d["model"]), mask=MaskConfig(**t(d["mask"])),
-                  augment=AugmentConfig(**t(d["augment"])), trunk=TrunkConfig(**t(d["trunk"])),
-                  train=TrainConfig(**d["train"]),
-                  eval=EvalConfig(**d["eval"]), head=dict(d["head"]))
+    return Config(
+        seed=d["seed"],
+        head_name=d["head_name"],
+        data=DataConfig(**d["data"]),
+        model=ModelConfig(**d["model"]),
+        mask=MaskConfig(**t(d["mask"])),
+        augment=AugmentConfig(**t(d["augment"])),
+        trunk=TrunkConfig(**t(d["trunk"])),
+        train=TrainConfig(**d["train"]),
+        eval=EvalConfig(**d["eval"]),
+        head=dict(d["head"]),
+    )
 
 
 def build_model(state: dict, *, random_init: bool = False):
@@ -55,8 +75,9 @@ def build_model(state: dict, *, random_init: bool = False):
     try:
         cfg = config_from_dict(state["config"])
     except (KeyError, TypeError) as e:
-        raise CheckpointError(f"the checkpoint's stored config does not fit this vjepa ({type(e).__name__}: {e}); "
-                              "retrain") from None
+        raise CheckpointError(
+            f"the checkpoint's stored config does not fit this vjepa ({type(e).__name__}: {e}); retrain"
+        ) from None
     torch.manual_seed(cfg.seed)
     model = JEPA(cfg)
     if not random_init:
@@ -64,8 +85,10 @@ def build_model(state: dict, *, random_init: bool = False):
             model.load_state_dict(state["model"])
         except (KeyError, RuntimeError) as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise CheckpointError(f"the checkpoint's weights do not fit the model of its own config ({first}); "
-                                  "the file is damaged or was edited: retrain") from None
+            raise CheckpointError(
+                f"the checkpoint's weights do not fit the model of its own config ({first}); "
+                "the file is damaged or was edited: retrain"
+            ) from None
     return cfg, model
 
 
@@ -80,8 +103,10 @@ def load_model(path: str | Path, expect: Config | None = None, *, random_init: b
     if expect is not None:
         mismatch = _differences(state.get("config", {}), expect.to_dict())
         if mismatch:
-            raise CheckpointError(f"checkpoint '{path}' does not match the params: {'; '.join(mismatch[:4])}; "
-                                  f"retrain with `vjepa train --head {expect.head_name}`")
+            raise CheckpointError(
+                f"checkpoint '{path}' does not match the params: {'; '.join(mismatch[:4])}; "
+                f"retrain with `vjepa train --head {expect.head_name}`"
+            )
     return (state, *build_model(state, random_init=random_init))
 
 
@@ -91,8 +116,11 @@ def _differences(stored: dict, wanted: dict) -> list[str]:
         a, b = _get(stored, key), _get(wanted, key)
         if isinstance(b, dict):
             a = a if isinstance(a, dict) else {}
-            out += [f"{key}.{k} is {a.get(k)!r} in the checkpoint, {v!r} in params"
-                    for k, v in b.items() if _plain(a.get(k)) != _plain(v)]
+            out += [
+                f"{key}.{k} is {a.get(k)!r} in the checkpoint, {v!r} in params"
+                for k, v in b.items()
+                if _plain(a.get(k)) != _plain(v)
+            ]
         elif _plain(a) != _plain(b):
             out.append(f"{key} is {a!r} in the checkpoint, {b!r} in params")
     return out

@@ -15,6 +15,7 @@ gradient). Each measurement computes the scale that would have given the share �
 s* = ρ/(1-ρ) · Σ(cross-view norms) / (predict norm / s), and moves log s 70% of the way to log s*
 (the first measurement, at step 0, sets it): smoothed over measurements, from detached norms.
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,8 +36,9 @@ def part_gradient_norms(parts: dict[str, torch.Tensor], params: list[torch.Tenso
     norms = {}
     for name, part in parts.items():
         grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
-        flat = torch.cat([(g if g is not None else torch.zeros_like(w)).float().flatten()
-                          for g, w in zip(grads, params)])
+        flat = torch.cat(
+            [(g if g is not None else torch.zeros_like(w)).float().flatten() for g, w in zip(grads, params)]
+        )
         norms[name] = torch.linalg.vector_norm(distributed.mean_over_ranks(flat))
     return norms
 
@@ -76,13 +78,17 @@ def summary(curve: list[dict]) -> dict | None:
     rows = [r for r in curve if SHARE in r]
     if not rows:
         return None
-    half = rows[len(rows) // 2:]
+    half = rows[len(rows) // 2 :]
     mean = lambda rs, k: float(sum(r[k] for r in rs) / len(rs))
     keys = sorted(k for k in rows[-1] if k.startswith(PREFIX))
-    out = {"predict_share": mean(rows, SHARE), "predict_share_second_half": mean(half, SHARE),
-           "norms": {k.removeprefix(PREFIX): mean(rows, k) for k in keys},
-           "measurements": len(rows), "definition": "a part's L2 gradient norm on the student encoder's "
-           "parameters; the share is the masked-token loss's norm over the sum of every part's norm"}
+    out = {
+        "predict_share": mean(rows, SHARE),
+        "predict_share_second_half": mean(half, SHARE),
+        "norms": {k.removeprefix(PREFIX): mean(rows, k) for k in keys},
+        "measurements": len(rows),
+        "definition": "a part's L2 gradient norm on the student encoder's "
+        "parameters; the share is the masked-token loss's norm over the sum of every part's norm",
+    }
     if SCALE in rows[-1]:
         out["predict_scale_final"] = float(rows[-1][SCALE])
     return out

@@ -9,6 +9,7 @@ the head, whose loss (times trunk.predict_weight) is the masked-token loss. The 
 context features of every view (and of the small local views, encoded whole) feed the cross-view
 term.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,11 +31,19 @@ class JEPA(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         m = cfg.model
-        self.encoder = VisionTransformer(cfg.data.image_size, m.patch_size, m.embed_dim, m.depth, m.num_heads,
-                                         m.mlp_ratio)
+        self.encoder = VisionTransformer(
+            cfg.data.image_size, m.patch_size, m.embed_dim, m.depth, m.num_heads, m.mlp_ratio
+        )
         self.teacher = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.predictor = Predictor(self.encoder.grid, m.embed_dim, m.pred_dim, m.pred_depth, m.pred_num_heads,
-                                   m.mlp_ratio, per_block=m.predictor_pass == "per_block")
+        self.predictor = Predictor(
+            self.encoder.grid,
+            m.embed_dim,
+            m.pred_dim,
+            m.pred_depth,
+            m.pred_num_heads,
+            m.mlp_ratio,
+            per_block=m.predictor_pass == "per_block",
+        )
         self.head: Head = build_head(cfg.head_name, m.pred_dim, m.embed_dim, cfg.head)
         self.cross_view = CrossViewObjective(cfg.trunk, m.embed_dim)
         if not cfg.trunk.cross_view_on:  # its projector takes no part in the loss: not trained (and DDP needs
@@ -55,8 +64,9 @@ class JEPA(nn.Module):
             self.predict_scale = None
 
     @torch.no_grad()
-    def targets(self, images: torch.Tensor, tgt_idx: torch.Tensor,
-                geometry: torch.Tensor | None = None) -> torch.Tensor:
+    def targets(
+        self, images: torch.Tensor, tgt_idx: torch.Tensor, geometry: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Layer-normed (no affine) teacher tokens at the target positions: B×(M·Nt)×D. With
         trunk.target_view = other (`geometry`: every global view's view-to-image map), each view's
         targets are the next view's tokens at the same points of the image (`other_view_tokens`);
@@ -77,8 +87,9 @@ class JEPA(nn.Module):
         else:
             layers = [F.layer_norm(x, x.shape[-1:]) for x in self.teacher.top_block_outputs(images, self.target_layers)]
         if self.target_norm == "instance":
-            layers = [(x - x.mean(1, keepdim=True)) / (x.var(1, keepdim=True, unbiased=False) + 1e-6).sqrt()
-                      for x in layers]
+            layers = [
+                (x - x.mean(1, keepdim=True)) / (x.var(1, keepdim=True, unbiased=False) + 1e-6).sqrt() for x in layers
+            ]
         h = layers[0] if len(layers) == 1 else torch.stack(layers).mean(0)
         return F.layer_norm(h, h.shape[-1:])
 
@@ -87,8 +98,9 @@ class JEPA(nn.Module):
         z = self.encoder(images, masks.context)
         return self.predictor(z, masks.context, masks.targets), z
 
-    def forward(self, views: torch.Tensor, masks: Masks, local: torch.Tensor | None = None,
-                geometry: torch.Tensor | None = None):
+    def forward(
+        self, views: torch.Tensor, masks: Masks, local: torch.Tensor | None = None, geometry: torch.Tensor | None = None
+    ):
         """Training loss, its weighted parts (with their graphs: `predict`, the head's masked-token loss
         times trunk.predict_weight, and the cross-view terms inv/var/cov/sigreg; vjepa.model.gradient_share
         measures each one's gradient on the encoder), diagnostics, the student's context tokens (for
@@ -146,8 +158,9 @@ def other_view_tokens(tokens: torch.Tensor, theta: torch.Tensor, grid: int, view
     there = torch.linalg.solve(a, (points - t[:, None]).transpose(1, 2)).transpose(1, 2)  # in the other view's
     inside = (there.abs() <= 1).all(-1)
     maps = tokens[other].transpose(1, 2).reshape(r, d, grid, grid).float()
-    sampled = F.grid_sample(maps, there[:, :, None].float(), mode="bilinear", padding_mode="border",
-                            align_corners=False)[..., 0].transpose(1, 2)  # R×N×D
+    sampled = F.grid_sample(
+        maps, there[:, :, None].float(), mode="bilinear", padding_mode="border", align_corners=False
+    )[..., 0].transpose(1, 2)  # R×N×D
     sampled = F.layer_norm(sampled, (d,)).to(tokens.dtype)
     return torch.where(inside[..., None], sampled, tokens)
 

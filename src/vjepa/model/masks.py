@@ -7,6 +7,7 @@ touch the last row/column), a block may span the full grid, and when images keep
 different numbers of context patches the surplus is dropped at random, not by a
 raster prefix (which would bias the kept context toward the top-left).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,13 +20,22 @@ class Masks(NamedTuple):
     context: torch.Tensor  # (B, Nc) sorted patch indices seen by the student
     targets: torch.Tensor  # (B, M, Nt) patch indices of M target blocks, raster order in each block
 
-    def to(self, device, non_blocking: bool = False) -> "Masks":
+    def to(self, device, non_blocking: bool = False) -> Masks:
         return Masks(*(m.to(device, non_blocking=non_blocking) for m in self))
 
 
 class MultiBlockMaskSampler:
-    def __init__(self, grid: int, *, num_targets: int = 4, target_scale=(0.15, 0.2), target_aspect=(0.75, 1.5),
-                 context_scale=(0.85, 1.0), min_context: int = 8, max_tries: int = 100):
+    def __init__(
+        self,
+        grid: int,
+        *,
+        num_targets: int = 4,
+        target_scale=(0.15, 0.2),
+        target_aspect=(0.75, 1.5),
+        context_scale=(0.85, 1.0),
+        min_context: int = 8,
+        max_tries: int = 100,
+    ):
         self.grid = grid
         self.num_targets = num_targets
         self.target_scale = tuple(target_scale)
@@ -35,10 +45,15 @@ class MultiBlockMaskSampler:
         self.max_tries = max_tries
 
     @classmethod
-    def from_config(cls, mask_cfg, grid: int) -> "MultiBlockMaskSampler":
-        return cls(grid, num_targets=mask_cfg.num_targets, target_scale=mask_cfg.target_scale,
-                   target_aspect=mask_cfg.target_aspect, context_scale=mask_cfg.context_scale,
-                   min_context=mask_cfg.min_context)
+    def from_config(cls, mask_cfg, grid: int) -> MultiBlockMaskSampler:
+        return cls(
+            grid,
+            num_targets=mask_cfg.num_targets,
+            target_scale=mask_cfg.target_scale,
+            target_aspect=mask_cfg.target_aspect,
+            context_scale=mask_cfg.context_scale,
+            min_context=mask_cfg.min_context,
+        )
 
     def block_size(self, scale, aspect, generator: torch.Generator) -> tuple[int, int]:
         """(h, w) of a block whose area is a uniform fraction of the grid and aspect h/w uniform in range."""
@@ -50,7 +65,9 @@ class MultiBlockMaskSampler:
         w = min(max(round(math.sqrt(area / ar)), 1), self.grid)
         return h, w
 
-    def _block_masks(self, n: int, k: int, h: int, w: int, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _block_masks(
+        self, n: int, k: int, h: int, w: int, generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """n×k blocks of size h×w at uniform positions: (tops, lefts, boolean masks n×k×G×G)."""
         g = self.grid
         tops = torch.randint(0, g - h + 1, (n, k), generator=generator)
@@ -82,7 +99,8 @@ class MultiBlockMaskSampler:
         else:
             raise RuntimeError(
                 f"could not leave {self.min_context} context patches beside {m} target blocks of {th}x{tw} "
-                f"on a {g}x{g} grid in {self.max_tries} tries; lower mask.num_targets or mask.target_scale")
+                f"on a {g}x{g} grid in {self.max_tries} tries; lower mask.num_targets or mask.target_scale"
+            )
 
         # Equalise the context length across the batch by dropping random surplus patches.
         n_keep = int(context.sum(1).min())

@@ -1,5 +1,6 @@
 """Collapse measures and penalties on a batch of vectors (N×D): VICReg-style variance and
 covariance terms, and the effective rank used to monitor collapse."""
+
 from __future__ import annotations
 
 import torch

@@ -12,6 +12,7 @@ Every term has a weight (0 = off). The paper's I-JEPA is one view with every wei
 one view, no projector and only the variance/covariance weights set, this is a collapse
 penalty on the pooled context features.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,8 +49,10 @@ class CrossViewObjective(nn.Module):
         detached unweighted term}); the terms are named inv, var, cov and sigreg."""
         t = self.t
         if pooled.shape[1] < 2 and (t.standardize or t.variance_weight or t.covariance_weight or t.sigreg_weight):
-            raise ValueError(f"the cross-view term needs at least 2 images per view for its batch statistics, got "
-                             f"{pooled.shape[1]} (rows are views x images: {pooled.shape[0]} x {pooled.shape[1]})")
+            raise ValueError(
+                f"the cross-view term needs at least 2 images per view for its batch statistics, got "
+                f"{pooled.shape[1]} (rows are views x images: {pooled.shape[0]} x {pooled.shape[1]})"
+            )
         z = self.projector(pooled.float())
         if t.standardize:  # per view and dimension over the batch: scale-free terms that shrinking cannot lower
             z = (z - z.mean(dim=1, keepdim=True)) / (z.var(dim=1, keepdim=True) + 1e-6).sqrt()
@@ -62,8 +65,7 @@ class CrossViewObjective(nn.Module):
             terms["cov"] = t.covariance_weight, torch.stack([covariance_penalty(v) for v in z]).mean()
         if t.sigreg_weight:
             terms["sigreg"] = t.sigreg_weight, torch.stack([sigreg(v, t.sigreg_projections) for v in z]).mean()
-        return ({k: w * v for k, (w, v) in terms.items()},
-                {f"trunk_{k}": v.detach() for k, (_, v) in terms.items()})
+        return ({k: w * v for k, (w, v) in terms.items()}, {f"trunk_{k}": v.detach() for k, (_, v) in terms.items()})
 
 
 def total(parts: dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -84,15 +86,21 @@ def _views_and_terms(t) -> str:
         if t.global_views == 1:
             return "the paper's I-JEPA: one view of each image, the head's masked-token loss alone"
         return f"{views}, each with its own masks; the head's masked-token loss alone"
-    names = (("invariance", t.invariance_weight), ("variance", t.variance_weight),
-             ("covariance", t.covariance_weight), ("SIGReg", t.sigreg_weight))
+    names = (
+        ("invariance", t.invariance_weight),
+        ("variance", t.variance_weight),
+        ("covariance", t.covariance_weight),
+        ("SIGReg", t.sigreg_weight),
+    )
     terms = ", ".join(f"{name} {w:g}" for name, w in names if w)
     on = f"{t.projector_dim}-d projections" if t.projector_dim else "the pooled features"
     if t.standardize:
         on = "standardised " + on
     if not t.predict_weight:
-        return f"{views}, each with its own masks; the cross-view term alone ({terms} on {on} of the student's " \
-               "pooled context features), no masked-token loss"
+        return (
+            f"{views}, each with its own masks; the cross-view term alone ({terms} on {on} of the student's "
+            "pooled context features), no masked-token loss"
+        )
     return f"{views}, each with its own masks; {terms} on {on} of the student's pooled context features"
 
 

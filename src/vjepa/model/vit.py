@@ -5,6 +5,7 @@ encoder embeds only the patches it is given (the student sees the context); the
 predictor reads context tokens plus one learned query per target position and
 predicts every target block of an image in a single pass.
 """
+
 from __future__ import annotations
 
 import math
@@ -134,8 +135,9 @@ class Predictor(nn.Module):
     """`per_block=True` is I-JEPA's own predictor: one pass per target block, the context repeated
     in each and attending to that block's queries. The default predicts all blocks in one pass."""
 
-    def __init__(self, grid: int, enc_dim: int, dim: int, depth: int, num_heads: int, mlp_ratio: float,
-                 per_block: bool = False):
+    def __init__(
+        self, grid: int, enc_dim: int, dim: int, depth: int, num_heads: int, mlp_ratio: float, per_block: bool = False
+    ):
         super().__init__()
         self.dim = dim
         self.per_block = per_block

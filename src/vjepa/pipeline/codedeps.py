@@ -11,10 +11,11 @@ time and are followed for the one entry a stage uses: `vjepa.model.heads` (the s
 
 `tests/unit/pipeline/test_codedeps.py` checks the closure against the modules a command really loads.
 """
+
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = "vjepa"
@@ -40,7 +41,7 @@ def _is_package(name: str) -> bool:
     return f is not None and f.name == "__init__.py"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tree(name: str) -> ast.Module:
     return ast.parse(_module_file(name).read_text(), filename=str(_module_file(name)))
 
@@ -56,7 +57,7 @@ def _imports_in(nodes, module: str) -> set[str]:
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     parts = package.split(".")
-                    base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
                 else:
                     base = node.module or ""
                 if base.split(".")[0] != PACKAGE:
@@ -78,7 +79,9 @@ def command_roots(command: str) -> set[str]:
     defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     if func not in {d.name for d in defs}:
         raise KeyError(f"vjepa has no command '{command}' (no {func} in cli.py)")
-    chosen = [n for n in tree.body if n not in defs] + [d for d in defs if d.name == func or not d.name.startswith("cmd_")]
+    chosen = [n for n in tree.body if n not in defs] + [
+        d for d in defs if d.name == func or not d.name.startswith("cmd_")
+    ]
     return _imports_in(chosen, "vjepa.cli") - {"vjepa.cli"}
 
 

@@ -1,10 +1,12 @@
-"""`dvc.yaml` rendered from the stage table (`vjepa.pipeline.stages`) and the package's imports (`vjepa.pipeline.codedeps`).
+"""`dvc.yaml` rendered from the stage table (`vjepa.pipeline.stages`) and the package's imports
+(`vjepa.pipeline.codedeps`).
 
 `vjepa dvc-yaml` writes it; `vjepa dvc-yaml --check` fails when the file differs (a test runs that
 on the committed one). DVC cannot vary a stage's dependency list over a matrix, so a stage that
 runs a head is written once per head of `heads` (`train-mdn`, with the training seeds as its
 matrix: `train-mdn@0`); after changing `heads` or `ablation.head`, write the file again.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,8 +38,13 @@ def _outs(st: Stage, values: dict) -> dict:
 
 
 def _entry(st: Stage, params: dict, head: str | None) -> dict:
-    values = {"head": head, "seed": "${item.seed}", "first_seed": "${seeds[0]}", "area": "${item.area}",
-              "blocks": "${item.blocks}"}
+    values = {
+        "head": head,
+        "seed": "${item.seed}",
+        "first_seed": "${seeds[0]}",
+        "area": "${item.area}",
+        "blocks": "${item.blocks}",
+    }
     entry = {}
     if st.over == "run":
         entry["matrix"] = {"seed": "${seeds}"}
@@ -45,8 +52,9 @@ def _entry(st: Stage, params: dict, head: str | None) -> dict:
         entry["matrix"] = {"area": "${ablation.target_area}", "blocks": "${ablation.num_targets}"}
     entry["cmd"] = f"python -m vjepa {fill(st.command, values)}"
     runs_head = head_of(st, params, head)  # the sweep's head for a point
-    entry["deps"] = inputs(st, params, values, listed=False) + closure(st.vjepa_command, head=runs_head,
-                                                                         figure=st.figure)
+    entry["deps"] = inputs(st, params, values, listed=False) + closure(
+        st.vjepa_command, head=runs_head, figure=st.figure
+    )
     entry["params"] = [fill(k, {"head": runs_head}) for k in st.params]
     entry.update(_outs(st, values))
     return entry
@@ -57,10 +65,11 @@ def render(params: dict) -> str:
     blocks = []
     for st in stages(params):
         per_head = st.over in ("run", "head")
-        for head in (params["heads"] if per_head else [None]):
+        for head in params["heads"] if per_head else [None]:
             name = f"{st.name}-{head}" if per_head else st.name
-            text = yaml.safe_dump({name: _entry(st, params, head)}, sort_keys=False, default_flow_style=False,
-                                  width=120)
+            text = yaml.safe_dump(
+                {name: _entry(st, params, head)}, sort_keys=False, default_flow_style=False, width=120
+            )
             blocks.append("".join(f"  {line}\n" for line in text.splitlines()))
     return HEADER + "stages:\n" + "\n".join(blocks)
 

@@ -12,6 +12,7 @@ output folder. The deadline counts from the start of scripts/gpu_study.sh (VJEPA
 Every stage runs under what is left of it: one that would pass it is stopped (a training saves its
 resume.pt), and the table holds what finished.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,16 @@ WARMUP_STEPS = 3  # the timing run's first steps, slower (allocator, autotuning)
 # The timing run's events, each often enough to be timed: a log snapshot every 5 steps, a save every 10.
 TIMING_LOG_EVERY, TIMING_CKPT_EVERY = 5, 10
 # What the study needs beside PyTorch (import name, least version, why).
-REQUIREMENTS = (("numpy", None, ""), ("scipy", "1.10", "spearmanr(...).statistic"), ("PIL", None, ""),
-                ("tensorboard", None, ""), ("yaml", None, ""), ("pyarrow", None, ""), ("sklearn", None, ""),
-                ("tqdm", None, ""))
+REQUIREMENTS = (
+    ("numpy", None, ""),
+    ("scipy", "1.10", "spearmanr(...).statistic"),
+    ("PIL", None, ""),
+    ("tensorboard", None, ""),
+    ("yaml", None, ""),
+    ("pyarrow", None, ""),
+    ("sklearn", None, ""),
+    ("tqdm", None, ""),
+)
 
 HELP = """
 Data: DIR holds Tiny ImageNet-100 in Hugging Face's parquet layout, train-0000K-of-0000N.parquet
@@ -65,29 +73,53 @@ GPU memory (the table holds the heads that finished), 2 on bad input or a plan t
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="scripts/gpu_study.sh", description=__doc__.split("\n\n")[0], epilog=HELP,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="scripts/gpu_study.sh",
+        description=__doc__.split("\n\n")[0],
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", required=True, help="folder of train-*.parquet shards and valid.parquet")
     p.add_argument("--out", required=True, help="output folder: table1.md, table1.json, params.yaml, logs/, README.md")
-    p.add_argument("--work", default=None,
-                   help="folder for the prepared data, runs and checkpoints (default: OUT/work); on a machine that "
-                        "returns all of $OUT, put it outside $OUT")
-    p.add_argument("--deadline", type=float, default=600.0,
-                   help=f"seconds for the whole study, counted from the start of scripts/gpu_study.sh (or "
-                        f"${STARTED_ENV}; default 600)")
+    p.add_argument(
+        "--work",
+        default=None,
+        help="folder for the prepared data, runs and checkpoints (default: OUT/work); on a machine that "
+        "returns all of $OUT, put it outside $OUT",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=600.0,
+        help=f"seconds for the whole study, counted from the start of scripts/gpu_study.sh (or "
+        f"${STARTED_ENV}; default 600)",
+    )
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cuda (checked at start) or cpu")
-    p.add_argument("--tiny", action="store_true",
-                   help=f"the smoke profile's sizes and budget ({TINY.relative_to(ROOT)}) on this data, whose "
-                        "classes are renumbered to those its training shards hold: minutes on a CPU")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help=f"the smoke profile's sizes and budget ({TINY.relative_to(ROOT)}) on this data, whose "
+        "classes are renumbered to those its training shards hold: minutes on a CPU",
+    )
     p.add_argument("--params", default=str(PROFILE), help="the study's params (default: %(default)s)")
-    p.add_argument("--fit", action="store_true",
-                   help="when the plan does not fit, lower train.steps (equal for every head) until it does")
-    p.add_argument("--timing-steps", type=int, default=20,
-                   help=f"timed steps of each head's timing run (after {WARMUP_STEPS} warm-up steps)")
-    p.add_argument("--record", action="store_true",
-                   help="also copy --out (table, params, logs, README) into results/gpu/DATE-DEVICE/ of this checkout "
-                        "(the report shows the newest there); on a remote machine land the returned folder instead: "
-                        "bash scripts/gpu_recipe.sh land DIR")
+    p.add_argument(
+        "--fit",
+        action="store_true",
+        help="when the plan does not fit, lower train.steps (equal for every head) until it does",
+    )
+    p.add_argument(
+        "--timing-steps",
+        type=int,
+        default=20,
+        help=f"timed steps of each head's timing run (after {WARMUP_STEPS} warm-up steps)",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="also copy --out (table, params, logs, README) into results/gpu/DATE-DEVICE/ of this checkout "
+        "(the report shows the newest there); on a remote machine land the returned folder instead: "
+        "bash scripts/gpu_recipe.sh land DIR",
+    )
     return p.parse_args(argv)
 
 
@@ -107,8 +139,10 @@ def check_data(folder: Path) -> dict:
     for split in ("train", "valid"):
         files = sorted(folder.glob(f"{split}-*.parquet")) or sorted(folder.glob(f"{split}.parquet"))
         if not files:
-            raise DataError(f"{folder} has no {split}.parquet or {split}-*.parquet; copy Tiny ImageNet-100's "
-                            f"{split} files there (see --help for pieces of at most 64 MiB)")
+            raise DataError(
+                f"{folder} has no {split}.parquet or {split}-*.parquet; copy Tiny ImageNet-100's "
+                f"{split} files there (see --help for pieces of at most 64 MiB)"
+            )
         shards = [re.fullmatch(rf"{split}-(\d+)-of-(\d+)(?:-[0-9a-f]+)?\.parquet", f.name) for f in files]
         if all(shards):
             total = {int(m.group(2)) for m in shards}
@@ -118,8 +152,9 @@ def check_data(folder: Path) -> dict:
                 raise DataError(f"{folder}: {split} shards disagree on their count ({sorted(total)})")
             if missing:
                 names = ", ".join(f"{split}-{i:05d}-of-{max(total):05d}.parquet" for i in missing)
-                raise DataError(f"{folder} lacks {names}; copy it into the same folder (a piece of at most "
-                                "64 MiB each) and rerun")
+                raise DataError(
+                    f"{folder} lacks {names}; copy it into the same folder (a piece of at most 64 MiB each) and rerun"
+                )
         found[split] = [f.name for f in files]
     return found
 
@@ -130,8 +165,11 @@ def study_params(args, data: Path) -> dict:
     if args.tiny:
         tiny = yaml.safe_load(TINY.read_text())
         params.update({k: tiny[k] for k in TINY_SECTIONS})
-        params["data"].update(image_size=tiny["data"]["image_size"], stats_subsample=tiny["data"]["stats_subsample"],
-                              num_classes=_classes_of(data))
+        params["data"].update(
+            image_size=tiny["data"]["image_size"],
+            stats_subsample=tiny["data"]["stats_subsample"],
+            num_classes=_classes_of(data),
+        )
     params["data"].update(source="tiny-imagenet", path=str(data.resolve()))
     params["train"]["device"] = args.device
     params["seeds"] = params["seeds"][:1]
@@ -172,8 +210,9 @@ def seconds_since_start() -> float:
         return max(0.0, time.time() - float(os.environ[STARTED_ENV]))
     try:
         ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
         return max(0.0, time.time() - boot - ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError, StopIteration):
         return 0.0
@@ -211,8 +250,19 @@ class Study:
             return False
         logs = self.out / "logs"
         logs.mkdir(exist_ok=True)
-        cmd = [sys.executable, "-m", "vjepa", *argv, "--params", str(self.params_file), "--data-dir",
-               str(self.work / "data"), "--results-dir", str(self.work / "results"), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "vjepa",
+            *argv,
+            "--params",
+            str(self.params_file),
+            "--data-dir",
+            str(self.work / "data"),
+            "--results-dir",
+            str(self.work / "results"),
+            "--quiet",
+        ]
         env = _command_env()
         t0 = time.monotonic()
         with open(logs / f"{name}.log", "w") as log:
@@ -222,21 +272,34 @@ class Study:
         print(f"  {name:28s} {row['seconds']:7.1f} s  {row['status']}", flush=True)
         return row["status"] == "ok"
 
-
     def timed_command(self, name: str, argv: list[str], params_file: Path, results: Path, env: dict) -> float:
         """Wall seconds of `python -m vjepa ARGV` (for the plan); ConfigError when it fails."""
-        cmd = [sys.executable, "-m", "vjepa", *argv, "--params", str(params_file), "--data-dir",
-               str(self.work / "data"), "--results-dir", str(results), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "vjepa",
+            *argv,
+            "--params",
+            str(params_file),
+            "--data-dir",
+            str(self.work / "data"),
+            "--results-dir",
+            str(results),
+            "--quiet",
+        ]
         env = {**_command_env(), **env}
         (self.out / "logs").mkdir(exist_ok=True)
         t0 = time.monotonic()
         with open(self.out / "logs" / f"{name}.log", "w") as log:
             try:
-                done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                      timeout=max(1.0, self.left() - self.reserve))
+                done = subprocess.run(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=max(1.0, self.left() - self.reserve)
+                )
             except subprocess.TimeoutExpired:
-                raise ConfigError(f"the plan needs more time than the deadline leaves (it passed while timing "
-                                  f"`vjepa {argv[0]}`); raise --deadline") from None
+                raise ConfigError(
+                    f"the plan needs more time than the deadline leaves (it passed while timing "
+                    f"`vjepa {argv[0]}`); raise --deadline"
+                ) from None
         if done.returncode:
             raise ConfigError(f"`vjepa {' '.join(argv)}` failed while timing the plan; see {log.name}")
         return time.monotonic() - t0
@@ -267,8 +330,13 @@ def timing_params(params: dict, steps: int) -> dict:
     the real loop (log snapshot, checkpoint save, validation) happens at least once."""
     params = json.loads(json.dumps(params))
     t, n = params["train"], WARMUP_STEPS + steps
-    t.update(steps=n, warmup_steps=min(t["warmup_steps"], n - 1), log_every=min(t["log_every"], TIMING_LOG_EVERY),
-             ckpt_every=min(t["ckpt_every"], TIMING_CKPT_EVERY), eval_every=n if t["eval_every"] else 0)
+    t.update(
+        steps=n,
+        warmup_steps=min(t["warmup_steps"], n - 1),
+        log_every=min(t["log_every"], TIMING_LOG_EVERY),
+        ckpt_every=min(t["ckpt_every"], TIMING_CKPT_EVERY),
+        eval_every=n if t["eval_every"] else 0,
+    )
     return params
 
 
@@ -285,13 +353,16 @@ def time_heads(study: Study, device_name: str, steps: int, time_one=None, time_e
     rows = {}
     for head in study.params["heads"]:
         if study.left() < study.reserve:
-            raise ConfigError(f"the plan needs more time than the deadline leaves (it passed before timing {head}); "
-                              "raise --deadline")
+            raise ConfigError(
+                f"the plan needs more time than the deadline leaves (it passed before timing {head}); raise --deadline"
+            )
         try:
             rows[head] = time_one(study, head, device, steps)
         except torch.cuda.OutOfMemoryError:
-            rows[head] = {"skipped": f"out of GPU memory in its timing run at train.batch_size = "
-                                     f"{study.params['train']['batch_size']}"}
+            rows[head] = {
+                "skipped": f"out of GPU memory in its timing run at train.batch_size = "
+                f"{study.params['train']['batch_size']}"
+            }
             print(f"  {head}: skipped, {rows[head]['skipped']}", flush=True)
         finally:
             if device.type == "cuda":
@@ -300,10 +371,17 @@ def time_heads(study: Study, device_name: str, steps: int, time_one=None, time_e
     commands = time_eval(study, timed, device) if timed else {}
     for head in timed:  # every head's evaluation: the first one's, with its own held-out scoring instead
         scoring = commands["heads"][head] - commands["heads"][commands["measured_on"]]
-        rows[head].update(command_s=commands["train_overhead_s"], embed_seconds=commands["embed_s"],
-                          eval_command_s=commands["embed_s"] + commands["evaluate_s"] + scoring)
-    return {"peak_tflops": peak_matmul_flops(device) / 1e12, "peak_dtype": "bf16" if device.type == "cuda" else "fp32",
-            "heads": rows, "commands": commands}
+        rows[head].update(
+            command_s=commands["train_overhead_s"],
+            embed_seconds=commands["embed_s"],
+            eval_command_s=commands["embed_s"] + commands["evaluate_s"] + scoring,
+        )
+    return {
+        "peak_tflops": peak_matmul_flops(device) / 1e12,
+        "peak_dtype": "bf16" if device.type == "cuda" else "fp32",
+        "heads": rows,
+        "commands": commands,
+    }
 
 
 def time_head(study: Study, head: str, device, steps: int) -> dict:
@@ -326,10 +404,20 @@ def time_head(study: Study, head: str, device, steps: int) -> dict:
     flops, peak = step_flops(cfg, study.work / "data", device), peak_matmul_flops(device)
     t = study.params["train"]
     per_step = row["seconds_per_step"]
-    return {**row, "images_per_s": t["batch_size"] / per_step, "flops_per_step": flops,
-            "tflops": flops / per_step / 1e12, "mfu": flops / per_step / peak, "peak_memory_gb": peak_memory,
-            "batch_size": t["batch_size"], "steps": t["steps"], "log_every": t["log_every"],
-            "ckpt_every": t["ckpt_every"], "eval_every": t["eval_every"], "validates": bool(t["eval_every"])}
+    return {
+        **row,
+        "images_per_s": t["batch_size"] / per_step,
+        "flops_per_step": flops,
+        "tflops": flops / per_step / 1e12,
+        "mfu": flops / per_step / peak,
+        "peak_memory_gb": peak_memory,
+        "batch_size": t["batch_size"],
+        "steps": t["steps"],
+        "log_every": t["log_every"],
+        "ckpt_every": t["ckpt_every"],
+        "eval_every": t["eval_every"],
+        "validates": bool(t["eval_every"]),
+    }
 
 
 def loop_costs(laps: list[tuple[str, float]], warmup: int) -> dict:
@@ -347,9 +435,16 @@ def loop_costs(laps: list[tuple[str, float]], warmup: int) -> dict:
     plain = mean("step", timed) or mean("measured step", timed)
     measured = mean("measured step", timed) or plain
     first = sum(s - (measured if name == "measured step" else plain) for name, s in steps[:warmup])
-    return {"seconds_per_step": plain, "measured_step_s": measured, "warmup_extra_s": max(0.0, first),
-            "setup_s": mean("setup"), "log_s": mean("log"), "validate_s": mean("validate"), "save_s": mean("save"),
-            "final_s": mean("final")}
+    return {
+        "seconds_per_step": plain,
+        "measured_step_s": measured,
+        "warmup_extra_s": max(0.0, first),
+        "setup_s": mean("setup"),
+        "log_s": mean("log"),
+        "validate_s": mean("validate"),
+        "save_s": mean("save"),
+        "final_s": mean("final"),
+    }
 
 
 def step_flops(cfg, data_dir: Path, device) -> int:
@@ -357,22 +452,23 @@ def step_flops(cfg, data_dir: Path, device) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vjepa.training.batch import BatchStream, make_batch, seed_step
     from vjepa.eval.embed import images_to_tensor
     from vjepa.model.jepa import JEPA
     from vjepa.model.masks import MultiBlockMaskSampler
+    from vjepa.training.batch import BatchStream, make_batch, seed_step
     from vjepa.training.train import TrainingData, make_optimizer, training_step
 
     data = TrainingData.load(cfg, data_dir)
-    images = images_to_tensor(data.train[:cfg.train.batch_size], device)
+    images = images_to_tensor(data.train[: cfg.train.batch_size], device)
     torch.manual_seed(cfg.seed)
     model = JEPA(cfg).to(device)
     opt = make_optimizer(model, cfg.train.weight_decay, cfg.train.lr, device)
     sampler = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)
     gen = torch.Generator()
     seed_step(gen, cfg.seed, 0)
-    batch = make_batch(images, BatchStream(len(images), cfg.train.batch_size, cfg.seed).indices(0), cfg, data.stats,
-                       sampler, gen)
+    batch = make_batch(
+        images, BatchStream(len(images), cfg.train.batch_size, cfg.seed).indices(0), cfg, data.stats, sampler, gen
+    )
     with FlopCounterMode(display=False) as counter:
         training_step(model, model, opt, batch, 0.99, cfg.train.grad_clip)
     return counter.get_total_flops()
@@ -392,17 +488,31 @@ def time_commands(study: Study, heads: list[str], device) -> dict:
     laps_file, head = results / "laps.json", heads[0]
     seconds = {}
     for name in ("train", "embed", "evaluate"):
-        seconds[name] = study.timed_command(f"timing-{name}-{head}", [name, "--head", head], params_file, results,
-                                            {"VJEPA_TRAIN_LAPS": str(laps_file)} if name == "train" else {})
+        seconds[name] = study.timed_command(
+            f"timing-{name}-{head}",
+            [name, "--head", head],
+            params_file,
+            results,
+            {"VJEPA_TRAIN_LAPS": str(laps_file)} if name == "train" else {},
+        )
     loop = sum(s for _, s in json.loads(laps_file.read_text()))
     scoring = {}
     for h in heads:
         start = time.perf_counter()
-        _from_checkpoint(study.work / "timing" / h / "checkpoint.pt", study.work / "data", resolve(study.params, h),
-                         study.params["seed"])
+        _from_checkpoint(
+            study.work / "timing" / h / "checkpoint.pt",
+            study.work / "data",
+            resolve(study.params, h),
+            study.params["seed"],
+        )
         scoring[h] = time.perf_counter() - start
-    return {"train_overhead_s": seconds["train"] - loop, "embed_s": seconds["embed"],
-            "evaluate_s": seconds["evaluate"], "heads": scoring, "measured_on": head}
+    return {
+        "train_overhead_s": seconds["train"] - loop,
+        "embed_s": seconds["embed"],
+        "evaluate_s": seconds["evaluate"],
+        "heads": scoring,
+        "measured_on": head,
+    }
 
 
 def _counts(n: int, t: dict) -> dict:
@@ -410,9 +520,13 @@ def _counts(n: int, t: dict) -> dict:
     every = lambda k: n // k + (n % k != 0) if k else 0  # at every k-th step and the last one
     log_every = t.get("log_every") or n or 1
     measured = (n - 1) // log_every + 1 if n else 0
-    return {"step": n - measured, "measured": measured, "log": every(log_every),
-            "validate": every(t.get("eval_every") or 0) if t.get("validates") else 0,
-            "save": (n - 1) // t["ckpt_every"] if t.get("ckpt_every") and n else 0}
+    return {
+        "step": n - measured,
+        "measured": measured,
+        "log": every(log_every),
+        "validate": every(t.get("eval_every") or 0) if t.get("validates") else 0,
+        "save": (n - 1) // t["ckpt_every"] if t.get("ckpt_every") and n else 0,
+    }
 
 
 def plan(timing: dict, overhead_s: float, evaluate_s: float | None = None, steps: int | None = None) -> dict:
@@ -429,9 +543,17 @@ def plan(timing: dict, overhead_s: float, evaluate_s: float | None = None, steps
         if "validate_s" not in t and t.get("validates"):  # a row without a timing run: kNN of one feature set
             c["validate"], t = 1, {**t, "validate_s": t["embed_seconds"] + (evaluate_s or 0.0) / 2}
         get = lambda k: t.get(k, 0.0)
-        train_s = (t.get("command_s", overhead_s) + get("setup_s") + get("warmup_extra_s") + get("final_s")
-                   + c["step"] * t["seconds_per_step"] + c["measured"] * t.get("measured_step_s", t["seconds_per_step"])
-                   + c["log"] * get("log_s") + c["validate"] * get("validate_s") + c["save"] * get("save_s"))
+        train_s = (
+            t.get("command_s", overhead_s)
+            + get("setup_s")
+            + get("warmup_extra_s")
+            + get("final_s")
+            + c["step"] * t["seconds_per_step"]
+            + c["measured"] * t.get("measured_step_s", t["seconds_per_step"])
+            + c["log"] * get("log_s")
+            + c["validate"] * get("validate_s")
+            + c["save"] * get("save_s")
+        )
         eval_s = t.get("eval_command_s", 2 * overhead_s + t["embed_seconds"] + (evaluate_s or 0.0))
         heads[head] = {"steps": n, "images": n * t["batch_size"], "train_s": train_s, "eval_s": eval_s}
     return {"heads": heads, "total_s": sum(h["train_s"] + h["eval_s"] for h in heads.values())}
@@ -468,58 +590,93 @@ def table(study: Study, timing: dict | None) -> dict:
         f = results / "heads" / head / f"seed{seed}" / "metrics.json"
         skipped = ((timing or {}).get("heads", {}).get(head) or {}).get("skipped")
         if skipped or not f.is_file():
-            rows[head] = {"finished": False, "paper_knn_top1": PAPER_TABLE_I.get(head),
-                          **({"skipped": skipped} if skipped else {})}
+            rows[head] = {
+                "finished": False,
+                "paper_knn_top1": PAPER_TABLE_I.get(head),
+                **({"skipped": skipped} if skipped else {}),
+            }
             continue
         m = json.loads(f.read_text())
         nll = (m.get("head_metrics") or {}).get("nll_per_dim")
-        rows[head] = {"finished": True, "knn_top1": m["knn_top1"], "knn_top5": m["knn_top5"],
-                      "probe_top1": m.get("probe_top1"), "nll_per_dim": nll, "step": m.get("step"),
-                      "paper_knn_top1": PAPER_TABLE_I.get(head)}
+        rows[head] = {
+            "finished": True,
+            "knn_top1": m["knn_top1"],
+            "knn_top5": m["knn_top5"],
+            "probe_top1": m.get("probe_top1"),
+            "nll_per_dim": nll,
+            "step": m.get("step"),
+            "paper_knn_top1": PAPER_TABLE_I.get(head),
+        }
         if timing:
             rows[head]["throughput"] = timing["heads"][head]
     ref = results / "reference" / "metrics.json"
     floors = None
     if ref.is_file():
         r = json.loads(ref.read_text())
-        floors = {name: {"knn_top1": r[name]["top1"], "probe_top1": r[name].get("probe_top1")}
-                  for name in ("raw_pixels", "random_init")}
+        floors = {
+            name: {"knn_top1": r[name]["top1"], "probe_top1": r[name].get("probe_top1")}
+            for name in ("raw_pixels", "random_init")
+        }
     return {"heads": rows, "floors": floors}
 
 
 def markdown(record: dict) -> str:
     pct = lambda v: "—" if v is None else f"{100 * v:.2f}"
     t = record["table"]
-    lines = [f"# Table I: {record['device']}, {record['date']}", "",
-             f"`{record['command']}` — {record['wall_s']:.0f} s in all (deadline {record['deadline_s']:.0f} s); "
-             f"{'every head finished' if record['complete'] else 'the deadline cut the study short'}.", "",
-             "| head | kNN top-1 | kNN top-5 | probe top-1 | NLL/dim | paper kNN@1 | images/s | MFU | peak GB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Table I: {record['device']}, {record['date']}",
+        "",
+        f"`{record['command']}` — {record['wall_s']:.0f} s in all (deadline {record['deadline_s']:.0f} s); "
+        f"{'every head finished' if record['complete'] else 'the deadline cut the study short'}.",
+        "",
+        "| head | kNN top-1 | kNN top-5 | probe top-1 | NLL/dim | paper kNN@1 | images/s | MFU | peak GB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for head, r in t["heads"].items():
         th = r.get("throughput") or (record.get("timing") or {}).get("heads", {}).get(head, {})
         th = {} if "skipped" in th else th
-        speed = (f"{th['images_per_s']:.0f} | {100 * th['mfu']:.1f} % | "
-                 + ("—" if th.get("peak_memory_gb") is None else f"{th['peak_memory_gb']:.1f}")) if th else "— | — | —"
+        speed = (
+            (
+                f"{th['images_per_s']:.0f} | {100 * th['mfu']:.1f} % | "
+                + ("—" if th.get("peak_memory_gb") is None else f"{th['peak_memory_gb']:.1f}")
+            )
+            if th
+            else "— | — | —"
+        )
         if not r["finished"]:
             why = f"skipped: {r['skipped']}" if r.get("skipped") else "not finished"
-            lines.append(f"| {head} | {why} | | | | {r.get('paper_knn_top1') or '—'} | "
-                         f"{'— | — | —' if r.get('skipped') else speed} |")
+            lines.append(
+                f"| {head} | {why} | | | | {r.get('paper_knn_top1') or '—'} | "
+                f"{'— | — | —' if r.get('skipped') else speed} |"
+            )
             continue
         nll = "—" if r["nll_per_dim"] is None else f"{r['nll_per_dim']:.3f}"
-        lines.append(f"| {head} | {pct(r['knn_top1'])} | {pct(r['knn_top5'])} | {pct(r['probe_top1'])} | {nll} | "
-                     f"{r['paper_knn_top1'] if r['paper_knn_top1'] is not None else '—'} | {speed} |")
+        lines.append(
+            f"| {head} | {pct(r['knn_top1'])} | {pct(r['knn_top5'])} | {pct(r['probe_top1'])} | {nll} | "
+            f"{r['paper_knn_top1'] if r['paper_knn_top1'] is not None else '—'} | {speed} |"
+        )
     for name, label in (("raw_pixels", "raw pixels (floor)"), ("random_init", "untrained encoder (floor)")):
         if t["floors"]:
             f = t["floors"][name]
             lines.append(f"| {label} | {pct(f['knn_top1'])} | | {pct(f['probe_top1'])} | | | | | |")
-    lines += ["", f"MFU against this device's measured {record['timing']['peak_dtype']} matmul peak, "
-              f"{record['timing']['peak_tflops']:.1f} TFLOP/s." if record.get("timing") else "", "",
-              "| stage | seconds | status |", "|---|---|---|"]
+    lines += [
+        "",
+        f"MFU against this device's measured {record['timing']['peak_dtype']} matmul peak, "
+        f"{record['timing']['peak_tflops']:.1f} TFLOP/s."
+        if record.get("timing")
+        else "",
+        "",
+        "| stage | seconds | status |",
+        "|---|---|---|",
+    ]
     lines += [f"| {s['stage']} | {s['seconds']:.1f} | {s['status']} |" for s in record["stages"]]
     pva = record.get("plan_vs_actual")
     if pva and pva["heads"]:
-        lines += ["", f"Plan against wall time of the trainings, embeds and evaluations that ran: "
-                  f"{pva['plan_s']:.1f} s planned, {pva['actual_s']:.1f} s taken ({pva['ratio']:.2f} x)."]
+        lines += [
+            "",
+            f"Plan against wall time of the trainings, embeds and evaluations that ran: "
+            f"{pva['plan_s']:.1f} s planned, {pva['actual_s']:.1f} s taken ({pva['ratio']:.2f} x).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -531,8 +688,10 @@ def plan_vs_actual(record: dict, stages: list[dict]) -> dict:
     for head, h in (record.get("plan") or {}).get("heads", {}).items():
         names = [f"{c}-{head}" for c in ("train", "embed", "evaluate")]
         if all(n in took for n in names):
-            heads[head] = {"train": {"plan_s": h["train_s"], "actual_s": took[names[0]]},
-                           "eval": {"plan_s": h["eval_s"], "actual_s": took[names[1]] + took[names[2]]}}
+            heads[head] = {
+                "train": {"plan_s": h["train_s"], "actual_s": took[names[0]]},
+                "eval": {"plan_s": h["eval_s"], "actual_s": took[names[1]] + took[names[2]]},
+            }
     plan_s = sum(h[k]["plan_s"] for h in heads.values() for k in ("train", "eval"))
     actual_s = sum(h[k]["actual_s"] for h in heads.values() for k in ("train", "eval"))
     return {"heads": heads, "plan_s": plan_s, "actual_s": actual_s, "ratio": actual_s / plan_s if plan_s else None}
@@ -551,14 +710,17 @@ def write_record(study: Study, record: dict) -> None:
 
 
 def readme(record: dict) -> str:
-    return (f"# GPU study, {record['date']}, {record['device']}\n\n"
-            f"Command: `{record['command']}`\n\n"
-            f"Environment: PyTorch {record['torch']}, CUDA {record['cuda']}, Python {record['python']}; "
-            f"{record['wall_s']:.0f} s in all against a deadline of {record['deadline_s']:.0f} s"
-            + ("" if record["complete"] else " (the deadline or the GPU's memory cut it short)") + ".\n\n"
-            "table1.md is Table I with the throughput, each stage's wall time and the plan against it; table1.json "
-            "holds the same, the plan and the timings behind it; params.yaml the study's params; logs/ every "
-            "command's output.\n")
+    return (
+        f"# GPU study, {record['date']}, {record['device']}\n\n"
+        f"Command: `{record['command']}`\n\n"
+        f"Environment: PyTorch {record['torch']}, CUDA {record['cuda']}, Python {record['python']}; "
+        f"{record['wall_s']:.0f} s in all against a deadline of {record['deadline_s']:.0f} s"
+        + ("" if record["complete"] else " (the deadline or the GPU's memory cut it short)")
+        + ".\n\n"
+        "table1.md is Table I with the throughput, each stage's wall time and the plan against it; table1.json "
+        "holds the same, the plan and the timings behind it; params.yaml the study's params; logs/ every "
+        "command's output.\n"
+    )
 
 
 def land(folder: Path, results: Path = ROOT / "results" / "gpu") -> Path:
@@ -589,8 +751,12 @@ def environment(device_name: str) -> dict:
     import torch
 
     name = torch.cuda.get_device_name() if device_name == "cuda" else platform.processor() or "cpu"
-    return {"device": name, "torch": torch.__version__, "python": platform.python_version(),
-            "cuda": torch.version.cuda if device_name == "cuda" else None}
+    return {
+        "device": name,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda if device_name == "cuda" else None,
+    }
 
 
 def preflight() -> dict:
@@ -600,8 +766,11 @@ def preflight() -> dict:
 
     import torch
 
-    found = {"python": f"{sys.executable} {platform.python_version()}", "torch": torch.__version__,
-             "cuda": f"{torch.version.cuda} ({'a GPU is visible' if torch.cuda.is_available() else 'no GPU visible'})"}
+    found = {
+        "python": f"{sys.executable} {platform.python_version()}",
+        "torch": torch.__version__,
+        "cuda": f"{torch.version.cuda} ({'a GPU is visible' if torch.cuda.is_available() else 'no GPU visible'})",
+    }
     problems = []
     for module, least, why in REQUIREMENTS:
         try:
@@ -614,8 +783,10 @@ def preflight() -> dict:
             problems.append(f"{module} {found[module]} is older than {least} ({why})")
     print("preflight: " + ", ".join(f"{k} {v}" for k, v in found.items()), flush=True)
     if problems:
-        raise ConfigError(f"{'; '.join(problems)} for {sys.executable}; install them there or give another "
-                          "interpreter with PYTHON=...")
+        raise ConfigError(
+            f"{'; '.join(problems)} for {sys.executable}; install them there or give another "
+            "interpreter with PYTHON=..."
+        )
     return found
 
 
@@ -638,40 +809,55 @@ def _main(args, argv) -> int:
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"no CUDA GPU is visible to PyTorch {torch.__version__} of {sys.executable}; on a GPU "
-                          "machine give its own Python (PYTHON=python3: a carried .venv may hold a CPU build); "
-                          "on a CPU run --device cpu --tiny to check the script")
+        raise ConfigError(
+            f"no CUDA GPU is visible to PyTorch {torch.__version__} of {sys.executable}; on a GPU "
+            "machine give its own Python (PYTHON=python3: a carried .venv may hold a CPU build); "
+            "on a CPU run --device cpu --tiny to check the script"
+        )
     check_data(Path(args.data))
     if Path(args.out).exists() and any(Path(args.out).iterdir()):
         raise ConfigError(f"--out {args.out} is not empty; give a new folder (a study's table holds only its own runs)")
     work = Path(args.work) if args.work else Path(args.out) / "work"
     data = tiny_subset(Path(args.data), work / "tiny-data") if args.tiny else Path(args.data)
     study = Study(Path(args.out), args.deadline, study_params(args, data_folder(data)), work, already)
-    record = {**environment(args.device), "date": datetime.date.today().isoformat(),
-              "command": " ".join(["scripts/gpu_study.sh", *(sys.argv[1:] if argv is None else argv)]),
-              "deadline_s": args.deadline, "params": str(study.params_file), "preflight": found,
-              "started_after_s": already}
-    print(f"gpu_study on {record['device']} (PyTorch {record['torch']}), deadline {args.deadline:.0f} s, "
-          f"{already:.0f} s gone at start -> {study.out}")
+    record = {
+        **environment(args.device),
+        "date": datetime.date.today().isoformat(),
+        "command": " ".join(["scripts/gpu_study.sh", *(sys.argv[1:] if argv is None else argv)]),
+        "deadline_s": args.deadline,
+        "params": str(study.params_file),
+        "preflight": found,
+        "started_after_s": already,
+    }
+    print(
+        f"gpu_study on {record['device']} (PyTorch {record['torch']}), deadline {args.deadline:.0f} s, "
+        f"{already:.0f} s gone at start -> {study.out}"
+    )
     for name in ("prepare", "stats", "reference"):
         if not study.run(name, name):
             write_record(study, record)
-            raise DataError(f"`vjepa {name}` did not succeed ({study.stages[-1]['status']}); "
-                            f"see {study.out / 'logs' / (name + '.log')}")
+            raise DataError(
+                f"`vjepa {name}` did not succeed ({study.stages[-1]['status']}); "
+                f"see {study.out / 'logs' / (name + '.log')}"
+            )
     overhead = 0.0  # each row holds its commands' measured start-up
     t0 = time.monotonic()
     try:
         record["timing"] = time_heads(study, args.device, args.timing_steps)
     except torch.cuda.OutOfMemoryError:
         write_record(study, record)
-        raise ConfigError(f"out of GPU memory while timing the evaluation at eval.batch_size = "
-                          f"{study.params['eval']['batch_size']}; lower it (--params)") from None
+        raise ConfigError(
+            f"out of GPU memory while timing the evaluation at eval.batch_size = "
+            f"{study.params['eval']['batch_size']}; lower it (--params)"
+        ) from None
     study.stages.append({"stage": "plan (timed steps)", "seconds": time.monotonic() - t0, "status": "ok"})
     heads = [h for h, r in record["timing"]["heads"].items() if "skipped" not in r]
     if not heads:
         write_record(study, record)
-        raise ConfigError(f"every head ran out of GPU memory at train.batch_size = "
-                          f"{study.params['train']['batch_size']}; lower it (--params)")
+        raise ConfigError(
+            f"every head ran out of GPU memory at train.batch_size = "
+            f"{study.params['train']['batch_size']}; lower it (--params)"
+        )
     p = plan(record["timing"], overhead)
     budget = study.left() - study.reserve  # one reading of the clock for the fit and the check
     if p["total_s"] > budget and args.fit:
@@ -682,22 +868,35 @@ def _main(args, argv) -> int:
             record["fitted_steps"] = steps
     record["plan"] = p
     t, m = study.params["train"], study.params["model"]
-    record["setup"] = {"image_size": study.params["data"]["image_size"], "patch_size": m["patch_size"],
-                       "embed_dim": m["embed_dim"], "depth": m["depth"], "num_heads": m["num_heads"],
-                       "batch_size": t["batch_size"], "steps": t["steps"], "images_per_head": t["batch_size"] * t["steps"],
-                       "tiny": args.tiny}
+    record["setup"] = {
+        "image_size": study.params["data"]["image_size"],
+        "patch_size": m["patch_size"],
+        "embed_dim": m["embed_dim"],
+        "depth": m["depth"],
+        "num_heads": m["num_heads"],
+        "batch_size": t["batch_size"],
+        "steps": t["steps"],
+        "images_per_head": t["batch_size"] * t["steps"],
+        "tiny": args.tiny,
+    }
     print_plan(p, budget + study.reserve, args.deadline)
     if p["total_s"] > budget:
         write_record(study, record)
-        advice = ("even --fit leaves fewer than 10 steps; raise --deadline" if args.fit else
-                  f"raise --deadline, lower train.steps (--params {args.params}), or pass --fit")
-        raise ConfigError(f"the plan needs {p['total_s']:.0f} s but {budget:.0f} s of the {args.deadline:.0f} s "
-                          f"deadline are left; {advice}")
+        advice = (
+            "even --fit leaves fewer than 10 steps; raise --deadline"
+            if args.fit
+            else f"raise --deadline, lower train.steps (--params {args.params}), or pass --fit"
+        )
+        raise ConfigError(
+            f"the plan needs {p['total_s']:.0f} s but {budget:.0f} s of the {args.deadline:.0f} s "
+            f"deadline are left; {advice}"
+        )
     for head in heads:
         expect = p["heads"][head]["eval_s"]
         if study.run(f"train-{head}", "train", "--head", head, keep=expect):
-            study.run(f"embed-{head}", "embed", "--head", head) and study.run(f"evaluate-{head}", "evaluate",
-                                                                              "--head", head)
+            study.run(f"embed-{head}", "embed", "--head", head) and study.run(
+                f"evaluate-{head}", "evaluate", "--head", head
+            )
     write_record(study, record)
     pva = record["plan_vs_actual"]
     if pva["heads"]:
@@ -713,8 +912,12 @@ def fit_steps(study: Study, timing: dict, steps: int) -> None:
     """Lower train.steps (and its schedule) to `steps` in the study's params and the timing rows."""
     params = json.loads(json.dumps(study.params))
     t = params["train"]
-    t.update(steps=steps, warmup_steps=max(1, min(t["warmup_steps"], steps // 10)), eval_every=steps,
-             ckpt_every=max(1, steps // 2))
+    t.update(
+        steps=steps,
+        warmup_steps=max(1, min(t["warmup_steps"], steps // 10)),
+        eval_every=steps,
+        ckpt_every=max(1, steps // 2),
+    )
     study.write_params(params)
     for row in timing["heads"].values():
         if "skipped" not in row:

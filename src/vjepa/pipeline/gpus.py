@@ -8,6 +8,7 @@ sets `CUDA_VISIBLE_DEVICES` to those GPUs alone. The lock is the open file: it g
 ends, however it ends (a training that becomes torchrun keeps it: `keep_claims_across_exec`). A GPU
 list already in `CUDA_VISIBLE_DEVICES` (a SLURM job's, say) is what the slots index.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -60,11 +61,15 @@ def claim_gpu(environ=os.environ, wait_s: float = 3600.0, poll_s: float = 0.5, c
     if n <= 1 or len(visible) == 1 or (listed is not None and not visible):  # one GPU, or GPUs hidden
         return None
     if visible and n > len(visible):
-        raise ConfigError(f"{ENV_SLOTS}={n} but CUDA_VISIBLE_DEVICES lists {len(visible)} GPUs "
-                          f"({','.join(visible)}); run with --resources gpu={len(visible)}")
+        raise ConfigError(
+            f"{ENV_SLOTS}={n} but CUDA_VISIBLE_DEVICES lists {len(visible)} GPUs "
+            f"({','.join(visible)}); run with --resources gpu={len(visible)}"
+        )
     if count > n:
-        raise ConfigError(f"a job needs {count} GPUs (launch.nproc) but {ENV_SLOTS}={n}; "
-                          f"run with --resources gpu={count} or more, or lower launch.nproc")
+        raise ConfigError(
+            f"a job needs {count} GPUs (launch.nproc) but {ENV_SLOTS}={n}; "
+            f"run with --resources gpu={count} or more, or lower launch.nproc"
+        )
     slots, deadline = visible[:n] if visible else [str(i) for i in range(n)], time.monotonic() + wait_s
     while True:  # all `count` at once or none, so that two jobs cannot each hold part of what they need
         gpus = []
@@ -76,8 +81,9 @@ def claim_gpu(environ=os.environ, wait_s: float = 3600.0, poll_s: float = 0.5, c
             _held.pop().close()
         if time.monotonic() > deadline:
             wanted = f"{count} free GPU slots" if count > 1 else "free GPU slot"
-            raise ConfigError(f"no {wanted} among {n} after {wait_s:.0f} s "
-                              f"(locks in {lock_dir()}); is another pipeline using them?")
+            raise ConfigError(
+                f"no {wanted} among {n} after {wait_s:.0f} s (locks in {lock_dir()}); is another pipeline using them?"
+            )
         time.sleep(poll_s)
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     return environ["CUDA_VISIBLE_DEVICES"]

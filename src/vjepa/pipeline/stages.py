@@ -12,13 +12,14 @@ them from the imports.
 `"head"` (per head, on its first seed), `"point"` (per sweep point, of `ablation.head`) or
 `"figure"` (one stage per figure).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from vjepa.core.config import ablation_point_name, ablation_points
-from vjepa.report.figures import figure_names
 from vjepa.pipeline.gpus import GPU_COMMANDS
+from vjepa.report.figures import figure_names
 
 PROCESSED = ("data/processed/train.npz", "data/processed/val.npz")
 RUN = "results/heads/{head}/seed{seed}"
@@ -57,46 +58,110 @@ class Stage:
         return self.vjepa_command in GPU_COMMANDS
 
 
-_TRAINING = ("data.image_size", "data.num_classes", "model", "mask", "augment", "trunk", "train", "eval.knn_k",
-             "eval.knn_temperature", "eval.batch_size", "head.{head}")
+_TRAINING = (
+    "data.image_size",
+    "data.num_classes",
+    "model",
+    "mask",
+    "augment",
+    "trunk",
+    "train",
+    "eval.knn_k",
+    "eval.knn_temperature",
+    "eval.batch_size",
+    "head.{head}",
+)
 _PROBE = ("eval.knn_k", "eval.knn_temperature", "eval.probe_steps", "eval.probe_weight_decay")
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prepare", "prepare", (), tuple(Out(p) for p in PROCESSED),
-          ("data.source", "data.path", "data.image_size", "data.num_classes", "data.val_fraction", "data.split_seed")),
+    Stage(
+        "prepare",
+        "prepare",
+        (),
+        tuple(Out(p) for p in PROCESSED),
+        ("data.source", "data.path", "data.image_size", "data.num_classes", "data.val_fraction", "data.split_seed"),
+    ),
     Stage("stats", "stats", PROCESSED, (Out("data/stats.json"),), ("seed", "data.stats_subsample")),
-    Stage("train", "train --head {head} --seed {seed}", (*PROCESSED, "data/stats.json"),
-          (Out(f"{RUN}/checkpoint.pt"), Out(f"{RUN}/tb", directory=True),
-           Out(f"{RUN}/train_curve.csv", cached=False, plot=("step", "loss")),
-           Out(f"{RUN}/knn_curve.csv", cached=False, plot=("step", "knn_top1"))),
-          (*_TRAINING, "launch"), over="run", log="train/{head}-seed{seed}", threads="train", launched=True),
-    Stage("embed", "embed --head {head} --seed {seed}", (*PROCESSED, "data/stats.json", f"{RUN}/checkpoint.pt"),
-          (Out(f"{RUN}/embeddings.npz"),), ("train.device", "eval.batch_size"),
-          over="run", log="embed/{head}-seed{seed}", threads="one"),
-    Stage("evaluate", "evaluate --head {head} --seed {seed}",
-          ("data/processed/val.npz", "data/stats.json", f"{RUN}/checkpoint.pt", f"{RUN}/embeddings.npz"),
-          (Out(f"{RUN}/metrics.json", cached=False, metric=True),),
-          ("seed", "data.image_size", "data.num_classes", "mask", "train.device", "eval"),
-          over="run", log="evaluate/{head}-seed{seed}", threads="one"),
-    Stage("reference", "reference", (*PROCESSED, "data/stats.json"),
-          (Out("results/reference/metrics.json", cached=False, metric=True),),
-          ("seed", "data.image_size", "data.num_classes", "model", "train.device", "eval.batch_size", *_PROBE),
-          threads="one"),
-    Stage("summarize", "summarize", (f"{RUNS}/metrics.json", "results/reference/metrics.json"),
-          (Out("results/metrics.json", cached=False, metric=True), Out("report/generated/table1.tex"),
-           Out("report/generated/numbers.tex"), Out("report/generated/uncertainty.tex"),
-           Out("report/generated/comparison.tex")),
-          ("seed", "heads", "seeds", "data.source", "head", "train.batch_size")),  # head: its batch size overrides
-    Stage("ablate", "ablate --area {area} --blocks {blocks}", (*PROCESSED, "data/stats.json"),
-          (Out("results/ablation/area{area}_blocks{blocks}", directory=True),
-           Out("results/ablation/area{area}_blocks{blocks}.json", cached=False, metric=True)),
-          ("seeds", *_TRAINING, "eval.probe_steps", "eval.probe_weight_decay", "ablation.head", "ablation.steps"),
-          over="point", log="ablation/area{area}_blocks{blocks}", threads="train"),
-    Stage("samples", "samples --head {head} --seed {first_seed}",
-          ("data/processed/val.npz", "data/stats.json", "results/heads/{head}/seed{first_seed}/checkpoint.pt"),
-          (Out("results/heads/{head}/seed{first_seed}/samples.npz"),),
-          ("seed", "train.device", "figures.num_samples", "figures.batch_images"),
-          over="head", log="samples/{head}", threads="train"),
+    Stage(
+        "train",
+        "train --head {head} --seed {seed}",
+        (*PROCESSED, "data/stats.json"),
+        (
+            Out(f"{RUN}/checkpoint.pt"),
+            Out(f"{RUN}/tb", directory=True),
+            Out(f"{RUN}/train_curve.csv", cached=False, plot=("step", "loss")),
+            Out(f"{RUN}/knn_curve.csv", cached=False, plot=("step", "knn_top1")),
+        ),
+        (*_TRAINING, "launch"),
+        over="run",
+        log="train/{head}-seed{seed}",
+        threads="train",
+        launched=True,
+    ),
+    Stage(
+        "embed",
+        "embed --head {head} --seed {seed}",
+        (*PROCESSED, "data/stats.json", f"{RUN}/checkpoint.pt"),
+        (Out(f"{RUN}/embeddings.npz"),),
+        ("train.device", "eval.batch_size"),
+        over="run",
+        log="embed/{head}-seed{seed}",
+        threads="one",
+    ),
+    Stage(
+        "evaluate",
+        "evaluate --head {head} --seed {seed}",
+        ("data/processed/val.npz", "data/stats.json", f"{RUN}/checkpoint.pt", f"{RUN}/embeddings.npz"),
+        (Out(f"{RUN}/metrics.json", cached=False, metric=True),),
+        ("seed", "data.image_size", "data.num_classes", "mask", "train.device", "eval"),
+        over="run",
+        log="evaluate/{head}-seed{seed}",
+        threads="one",
+    ),
+    Stage(
+        "reference",
+        "reference",
+        (*PROCESSED, "data/stats.json"),
+        (Out("results/reference/metrics.json", cached=False, metric=True),),
+        ("seed", "data.image_size", "data.num_classes", "model", "train.device", "eval.batch_size", *_PROBE),
+        threads="one",
+    ),
+    Stage(
+        "summarize",
+        "summarize",
+        (f"{RUNS}/metrics.json", "results/reference/metrics.json"),
+        (
+            Out("results/metrics.json", cached=False, metric=True),
+            Out("report/generated/table1.tex"),
+            Out("report/generated/numbers.tex"),
+            Out("report/generated/uncertainty.tex"),
+            Out("report/generated/comparison.tex"),
+        ),
+        ("seed", "heads", "seeds", "data.source", "head", "train.batch_size"),
+    ),  # head: its batch size overrides
+    Stage(
+        "ablate",
+        "ablate --area {area} --blocks {blocks}",
+        (*PROCESSED, "data/stats.json"),
+        (
+            Out("results/ablation/area{area}_blocks{blocks}", directory=True),
+            Out("results/ablation/area{area}_blocks{blocks}.json", cached=False, metric=True),
+        ),
+        ("seeds", *_TRAINING, "eval.probe_steps", "eval.probe_weight_decay", "ablation.head", "ablation.steps"),
+        over="point",
+        log="ablation/area{area}_blocks{blocks}",
+        threads="train",
+    ),
+    Stage(
+        "samples",
+        "samples --head {head} --seed {first_seed}",
+        ("data/processed/val.npz", "data/stats.json", "results/heads/{head}/seed{first_seed}/checkpoint.pt"),
+        (Out("results/heads/{head}/seed{first_seed}/samples.npz"),),
+        ("seed", "train.device", "figures.num_samples", "figures.batch_images"),
+        over="head",
+        log="samples/{head}",
+        threads="train",
+    ),
 )
 
 # The report's figures: name -> (inputs, params it reads). The MDN ones exist only with `mdn` among the heads.
@@ -104,8 +169,10 @@ _MDN_SAMPLES = "results/heads/mdn/seed{first_seed}/samples.npz"
 FIGURE_INPUTS = {
     "losses": ((f"{RUNS}/tb",), ("heads", "seeds", "figures.dpi")),
     "knn": ((f"{RUNS}/knn_curve.csv",), ("heads", "seeds", "figures.dpi")),
-    "masks": (("data/processed/val.npz",), ("seed", "data.image_size", "model.patch_size", "mask",
-                                            "figures.mask_images", "figures.dpi")),
+    "masks": (
+        ("data/processed/val.npz",),
+        ("seed", "data.image_size", "model.patch_size", "mask", "figures.mask_images", "figures.dpi"),
+    ),
     "heads_grid": (("HEADS/samples.npz",), ("heads", "seeds", "figures.hexbin_gridsize", "figures.dpi")),
     "mdn_pca": ((_MDN_SAMPLES,), ("seeds", "figures.dpi")),
     "mdn_hexbin": ((_MDN_SAMPLES,), ("seeds", "figures.hexbin_gridsize", "figures.dpi")),
@@ -122,17 +189,35 @@ SUMMARY_TEX = ("table1", "numbers", "uncertainty", "comparison")
 
 def figure_stage(name: str) -> Stage:
     inputs, params = FIGURE_INPUTS[name]
-    return Stage(f"figure_{name}", f"figure {name}", inputs,
-                 (Out(f"report/figures/{name}.pdf"), Out(f"report/figures/{name}.png")), params,
-                 over="figure", log=f"figures/{name}", figure=name)
+    return Stage(
+        f"figure_{name}",
+        f"figure {name}",
+        inputs,
+        (Out(f"report/figures/{name}.pdf"), Out(f"report/figures/{name}.png")),
+        params,
+        over="figure",
+        log=f"figures/{name}",
+        figure=name,
+    )
 
 
-REPORT = Stage("report", "report",
-               ("report/vjepa.tex", *(f"report/generated/{n}.tex" for n in SUMMARY_TEX), "FIGURES",
-                *PROCESSED, "data/stats.json", f"{RUNS}/checkpoint.pt", "benchmarks/results", "results/gpu",
-                "results/studies"),
-               (Out("report/vjepa.pdf"), *(Out(f"report/generated/{n}.tex") for n in GENERATED_TEX)),
-               ("seed", "seeds", "heads", "data", "model", "mask", "augment", "trunk", "train", "eval", "head"))
+REPORT = Stage(
+    "report",
+    "report",
+    (
+        "report/vjepa.tex",
+        *(f"report/generated/{n}.tex" for n in SUMMARY_TEX),
+        "FIGURES",
+        *PROCESSED,
+        "data/stats.json",
+        f"{RUNS}/checkpoint.pt",
+        "benchmarks/results",
+        "results/gpu",
+        "results/studies",
+    ),
+    (Out("report/vjepa.pdf"), *(Out(f"report/generated/{n}.tex") for n in GENERATED_TEX)),
+    ("seed", "seeds", "heads", "data", "model", "mask", "augment", "trunk", "train", "eval", "head"),
+)
 
 
 def job_resources(st: Stage, launch: dict) -> dict:

@@ -6,6 +6,7 @@ Views are view-major: row v·B + i of the global batch is view v of image i, and
 views follow the same order. In a distributed run each rank renders only its contiguous block
 of those rows (`distributed.shard`), from parameters and masks drawn for the whole batch.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -13,8 +14,8 @@ from typing import NamedTuple
 import torch
 
 from vjepa.core import distributed
-from vjepa.data.augment import render_views, view_params, view_theta
 from vjepa.core.config import Config
+from vjepa.data.augment import render_views, view_params, view_theta
 from vjepa.model.masks import Masks, MultiBlockMaskSampler
 
 
@@ -31,7 +32,7 @@ class BatchStream:
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
-        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+        return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -52,8 +53,14 @@ class Batch(NamedTuple):
     geometry: torch.Tensor | None = None  # (V·B)×2×3 view-to-image maps of every global view (trunk.target_view: other)
 
 
-def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict,
-               sampler: MultiBlockMaskSampler, gen: torch.Generator) -> Batch:
+def make_batch(
+    images: torch.Tensor,
+    idx: torch.Tensor,
+    cfg: Config,
+    stats: dict,
+    sampler: MultiBlockMaskSampler,
+    gen: torch.Generator,
+) -> Batch:
     """The views and masks of images[idx] from the uint8 dataset on the device: every view's
     parameters and masks drawn from the CPU generator `gen` for the whole batch, then one batched
     warp per view size of this rank's rows."""
@@ -73,6 +80,7 @@ def make_batch(images: torch.Tensor, idx: torch.Tensor, cfg: Config, stats: dict
     local = None
     if local_params is not None:
         rows = torch.arange(b * t.local_views)[distributed.shard(b * t.local_views)]
-        local = render_views(images[idx[rows % b].to(device, non_blocking=True)], local_params[rows],
-                             t.local_size, mean, std)
+        local = render_views(
+            images[idx[rows % b].to(device, non_blocking=True)], local_params[rows], t.local_size, mean, std
+        )
     return Batch(views, masks, local, geometry)

@@ -1,5 +1,6 @@
 """Timing on the training device: wall time per call (synchronised on CUDA) and the machine's own
 matmul peak, against which model FLOP utilisation is reported (`scripts/gpu_study.sh`, `benchmarks/`)."""
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,9 @@ def seconds_per_call(fn, device: torch.device, *, repeats: int, warmup: int = 1)
     return (time.perf_counter() - t0) / repeats
 
 
-def peak_matmul_flops(device: torch.device, dtype: torch.dtype | None = None, n: int | None = None,
-                      seconds: float = 1.0) -> float:
+def peak_matmul_flops(
+    device: torch.device, dtype: torch.dtype | None = None, n: int | None = None, seconds: float = 1.0
+) -> float:
     """The machine's own square-matmul FLOP/s (best of several timed bursts): fp32 on CPU, bf16 on CUDA."""
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
     n = n or (8192 if device.type == "cuda" else 1024)
@@ -34,4 +36,4 @@ def peak_matmul_flops(device: torch.device, dtype: torch.dtype | None = None, n:
     per_call = seconds_per_call(lambda: a @ b, device, repeats=1, warmup=2)
     reps = max(1, int(seconds / 5 / per_call))
     best = min(seconds_per_call(lambda: a @ b, device, repeats=reps, warmup=0) for _ in range(5))
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best

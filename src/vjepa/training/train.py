@@ -12,6 +12,7 @@ each rank trains on its block of every global batch, the ranks agree on when to 
 alone writes checkpoints, curves, TensorBoard and the progress bar. A checkpoint holds no trace
 of the number of ranks that wrote it, so a run resumes with any number.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,20 +28,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vjepa.model import checkpoint, gradient_share
 from vjepa.core import distributed
-from vjepa.training.batch import Batch, BatchStream, make_batch, seed_step
 from vjepa.core.config import Config
+from vjepa.core.errors import ConfigError, VJepaError
+from vjepa.core.io import atomic_path
+from vjepa.core.runtime import autocast, configure, progress_interval, seed_everything
 from vjepa.data.sources import load_data_stats, load_split
 from vjepa.eval.embed import extract_features_across_ranks, images_to_tensor
-from vjepa.core.errors import ConfigError, VJepaError
 from vjepa.eval.head_metrics import held_out_batches, sample_quality
-from vjepa.core.io import atomic_path
-from vjepa.model.jepa import JEPA, ema_at, lr_at, param_groups
 from vjepa.eval.knn import knn_accuracy
+from vjepa.model import checkpoint, gradient_share
+from vjepa.model.jepa import JEPA, ema_at, lr_at, param_groups
 from vjepa.model.masks import MultiBlockMaskSampler
 from vjepa.model.regularizers import effective_rank
-from vjepa.core.runtime import autocast, configure, progress_interval, seed_everything
+from vjepa.training.batch import Batch, BatchStream, make_batch, seed_step
 
 HELD_OUT_IMAGES = 64  # validation images whose targets score the head at each evaluation
 # A snapshot's monitors see this many tokens drawn at random (the study's MDN has ~100k per step, ~180 M
@@ -54,8 +55,15 @@ class NonFiniteLoss(VJepaError):
     pass
 
 
-def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool = False,
-          progress: bool = True, clock: "PhaseClock | None" = None) -> dict:
+def train(
+    cfg: Config,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    fresh: bool = False,
+    progress: bool = True,
+    clock: PhaseClock | None = None,
+) -> dict:
     """Train one head; writes out_dir/checkpoint.pt (final) and out_dir/tb/ (TensorBoard).
 
     A periodic out_dir/resume.pt lets a rerun of the same command continue where an
@@ -76,8 +84,10 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     run = RunState.resume(resume_path, final_path, cfg, model, opt, fresh, say)
     first = distributed.broadcast(run.step)
     if distributed.any_rank(first != run.step):  # every rank read its own copy of the run folder
-        raise ConfigError(f"the ranks resumed at different steps (rank 0: {first}); the run folder {out_dir} must be "
-                          "one folder that every node sees (a shared file system)")
+        raise ConfigError(
+            f"the ranks resumed at different steps (rank 0: {first}); the run folder {out_dir} must be "
+            "one folder that every node sees (a shared file system)"
+        )
     if run.step >= t.steps:
         if world.main:
             write_curves(out_dir, run.curve, run.history)
@@ -90,8 +100,14 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
     stream = BatchStream(len(images), t.batch_size, cfg.seed)
     gen = torch.Generator()
     log = ScalarLog(out_dir / "tb", fresh=not run.resumed, resume_path=resume_path, step=run.step, write=world.main)
-    bar = tqdm(total=t.steps, initial=run.step, desc=f"train {cfg.head_name}", disable=not (progress and world.main),
-               dynamic_ncols=True, mininterval=progress_interval())
+    bar = tqdm(
+        total=t.steps,
+        initial=run.step,
+        desc=f"train {cfg.head_name}",
+        disable=not (progress and world.main),
+        dynamic_ncols=True,
+        mininterval=progress_interval(),
+    )
 
     def save():
         run.measured = share.values()
@@ -112,8 +128,9 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
             batch = make_batch(images, stream.indices(run.step), cfg, data.stats, sampler, gen)
             scheduled = run.step % t.log_every == 0  # measure the parts' encoder gradients at these steps
             measure = scheduled or not share.latest
-            out = training_step(forward, model, opt, batch, momentum, t.grad_clip, skip_nonfinite=t.nonfinite == "skip",
-                                measure=measure)
+            out = training_step(
+                forward, model, opt, batch, momentum, t.grad_clip, skip_nonfinite=t.nonfinite == "skip", measure=measure
+            )
             if not out.dropped:
                 share.record(out.part_norms, first=run.step == 0, scheduled=scheduled)
             run.step += 1
@@ -168,6 +185,7 @@ def train(cfg: Config, data_dir: str | Path, out_dir: str | Path, *, fresh: bool
 class TrainingData:
     """The prepared splits (uint8 N×H×W×3 arrays, labels) and their normalisation stats, checked
     against the config before any work."""
+
     train: np.ndarray
     train_labels: np.ndarray
     val: np.ndarray
@@ -175,16 +193,20 @@ class TrainingData:
     stats: dict
 
     @classmethod
-    def load(cls, cfg: Config, data_dir: Path) -> "TrainingData":
+    def load(cls, cfg: Config, data_dir: Path) -> TrainingData:
         train, train_labels = load_split(data_dir / "processed" / "train.npz", cfg.data.num_classes)
         val, val_labels = load_split(data_dir / "processed" / "val.npz", cfg.data.num_classes)
         stats = load_data_stats(data_dir)
         if cfg.train.batch_size > len(train):
-            raise ConfigError(f"train.batch_size = {cfg.train.batch_size} is larger than the {len(train)} training "
-                              f"images; lower it to at most {len(train)}")
+            raise ConfigError(
+                f"train.batch_size = {cfg.train.batch_size} is larger than the {len(train)} training "
+                f"images; lower it to at most {len(train)}"
+            )
         if train.shape[1] != cfg.data.image_size:
-            raise ConfigError(f"prepared images are {train.shape[1]} px but data.image_size = "
-                              f"{cfg.data.image_size}; rerun `vjepa prepare`")
+            raise ConfigError(
+                f"prepared images are {train.shape[1]} px but data.image_size = "
+                f"{cfg.data.image_size}; rerun `vjepa prepare`"
+            )
         return cls(train, train_labels, val, val_labels, stats)
 
     def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,6 +218,7 @@ class TrainingData:
 class RunState:
     """What a run has done so far besides its weights: the step, the logged curves, the val kNN
     history, the steps dropped as non-finite and the warnings (both also go to metrics.json)."""
+
     step: int = 0
     curve: list[dict] = field(default_factory=list)  # logged training scalars
     history: list[dict] = field(default_factory=list)  # val kNN rows
@@ -205,8 +228,9 @@ class RunState:
     measured: dict[str, float] = field(default_factory=dict)  # the latest gradient measurement (logged each step)
 
     @classmethod
-    def resume(cls, resume_path: Path, final_path: Path, cfg: Config, model: JEPA, opt, fresh: bool,
-               say=tqdm.write) -> "RunState":
+    def resume(
+        cls, resume_path: Path, final_path: Path, cfg: Config, model: JEPA, opt, fresh: bool, say=tqdm.write
+    ) -> RunState:
         """A fresh state, or an interrupted run's resume.pt / a finished checkpoint.pt of this config,
         loaded into `model` and `opt` (whatever number of ranks wrote it)."""
         for path in () if fresh else (resume_path, final_path):
@@ -223,37 +247,60 @@ class RunState:
                 say(f"{path} does not fit this model or optimiser ({str(e).splitlines()[0]}); starting afresh")
                 seed_everything(cfg.seed)
                 model.load_state_dict(JEPA(cfg).to(next(model.parameters()).device).state_dict())
-                opt.load_state_dict(make_optimizer(model, cfg.train.weight_decay, cfg.train.lr,
-                                                   next(model.parameters()).device).state_dict())
+                opt.load_state_dict(
+                    make_optimizer(
+                        model, cfg.train.weight_decay, cfg.train.lr, next(model.parameters()).device
+                    ).state_dict()
+                )
                 continue
-            return cls(int(state["step"]), list(state.get("curve", [])), list(state.get("history", [])),
-                       list(state.get("skipped_steps", [])), list(state.get("warnings", [])), resumed=True,
-                       measured=dict(state.get("measured", {})))
+            return cls(
+                int(state["step"]),
+                list(state.get("curve", [])),
+                list(state.get("history", [])),
+                list(state.get("skipped_steps", [])),
+                list(state.get("warnings", [])),
+                resumed=True,
+                measured=dict(state.get("measured", {})),
+            )
         return cls()
 
     def checkpoint(self, cfg: Config, model: JEPA, opt, stats: dict) -> dict:
-        return {"head": cfg.head_name, "config": cfg.to_dict(), "step": self.step, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "stats": stats, "history": self.history, "curve": self.curve,
-                "skipped_steps": self.skipped, "warnings": self.warnings, "measured": self.measured,
-                "world_size": distributed.world().size}  # for the record: a resume may use another
+        return {
+            "head": cfg.head_name,
+            "config": cfg.to_dict(),
+            "step": self.step,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "stats": stats,
+            "history": self.history,
+            "curve": self.curve,
+            "skipped_steps": self.skipped,
+            "warnings": self.warnings,
+            "measured": self.measured,
+            "world_size": distributed.world().size,
+        }  # for the record: a resume may use another
 
     def skip(self, scalars: dict[str, torch.Tensor], say) -> None:
         """Record a step dropped as non-finite (train.nonfinite: skip); too many in a row stop the run."""
         self.skipped.append(self.step)
         say(f"step {self.step}: non-finite {', '.join(_nonfinite(scalars))}; step skipped (train.nonfinite: skip)")
         if self.skipped[-MAX_CONSECUTIVE_SKIPS:] == list(range(self.step - MAX_CONSECUTIVE_SKIPS + 1, self.step + 1)):
-            raise NonFiniteLoss(f"{MAX_CONSECUTIVE_SKIPS} steps in a row were non-finite (up to step {self.step}); "
-                                "lower train.lr or check the data")
+            raise NonFiniteLoss(
+                f"{MAX_CONSECUTIVE_SKIPS} steps in a row were non-finite (up to step {self.step}); "
+                "lower train.lr or check the data"
+            )
 
     def check_collapse(self, t, say) -> None:
         """Warn (once in metrics.json, each time in the log) when the pooled features' std stayed below
         train.collapse_std for train.collapse_patience evaluations in a row."""
-        recent = [h.get("feature_std", math.inf) for h in self.history[-t.collapse_patience:]]
+        recent = [h.get("feature_std", math.inf) for h in self.history[-t.collapse_patience :]]
         if len(recent) < t.collapse_patience or max(recent) >= t.collapse_std:
             return
-        message = (f"representation collapse: the pooled features' per-dimension std stayed below "
-                   f"train.collapse_std = {t.collapse_std} for {t.collapse_patience} evaluations "
-                   f"(step {self.step}: {recent[-1]:.2e})")
+        message = (
+            f"representation collapse: the pooled features' per-dimension std stayed below "
+            f"train.collapse_std = {t.collapse_std} for {t.collapse_patience} evaluations "
+            f"(step {self.step}: {recent[-1]:.2e})"
+        )
         if not any(w.startswith("representation collapse") for w in self.warnings):
             self.warnings.append(message)
         say(f"warning: {message}")
@@ -272,7 +319,7 @@ class PhaseClock:
         self._last = time.perf_counter()
 
     @classmethod
-    def off(cls) -> "PhaseClock":
+    def off(cls) -> PhaseClock:
         clock = cls()
         clock.lap = lambda name: None
         return clock
@@ -314,14 +361,20 @@ class ScalarLog:
         if bad:
             bad_step, terms = bad
             last = checkpoint.load(self.resume_path)["step"] if self.resume_path.is_file() else None
-            kept = (f"the last good checkpoint (step {last}) is {self.resume_path}" if last is not None
-                    else "no checkpoint was saved before it")
-            raise NonFiniteLoss(f"non-finite {', '.join(terms)} at step {bad_step}; training stopped and {kept}; "
-                                "lower train.lr, check the data, or set train.nonfinite: skip")
+            kept = (
+                f"the last good checkpoint (step {last}) is {self.resume_path}"
+                if last is not None
+                else "no checkpoint was saved before it"
+            )
+            raise NonFiniteLoss(
+                f"non-finite {', '.join(terms)} at step {bad_step}; training stopped and {kept}; "
+                "lower train.lr, check the data, or set train.nonfinite: skip"
+            )
         return values
 
-    def snapshot(self, step: int, model: JEPA, context: torch.Tensor, cond: torch.Tensor | None,
-                 batch_size: int) -> None:
+    def snapshot(
+        self, step: int, model: JEPA, context: torch.Tensor, cond: torch.Tensor | None, batch_size: int
+    ) -> None:
         """Collapse monitors of the student's context tokens, the head's histograms, and throughput."""
         gen = torch.Generator(context.device).manual_seed(step)  # the same tokens on a rerun; global RNG untouched
         flat = _some_rows(context.reshape(-1, context.shape[-1]), SNAPSHOT_TOKENS, gen).float()
@@ -360,18 +413,32 @@ def validate(model: JEPA, data: TrainingData, images: torch.Tensor, val_images: 
     va = extract_features_across_ranks(model.encoder, val_images, mean, std, size, cfg.eval.batch_size)
     if not distributed.world().main:
         return distributed.broadcast(None)
-    acc = knn_accuracy(tr, data.train_labels, va, data.val_labels, k=cfg.eval.knn_k,
-                       temperature=cfg.eval.knn_temperature, num_classes=cfg.data.num_classes)
+    acc = knn_accuracy(
+        tr,
+        data.train_labels,
+        va,
+        data.val_labels,
+        k=cfg.eval.knn_k,
+        temperature=cfg.eval.knn_temperature,
+        num_classes=cfg.data.num_classes,
+    )
     model.eval()
-    cond, target = next(held_out_batches(model, data.val[:HELD_OUT_IMAGES], data.stats, cfg,
-                                         batch_size=HELD_OUT_IMAGES))
+    cond, target = next(
+        held_out_batches(model, data.val[:HELD_OUT_IMAGES], data.stats, cfg, batch_size=HELD_OUT_IMAGES)
+    )
     device = images.device
     with torch.no_grad(), autocast(device):
         val_loss = model.head.loss(cond, target)[0].float().item()
         draw = model.head.sample(cond, 1)
     model.train()
-    return distributed.broadcast({"knn_top1": acc["top1"], "feature_std": float(tr.std(0).mean()),
-                                  "val_loss": val_loss, **sample_quality(draw, target)})
+    return distributed.broadcast(
+        {
+            "knn_top1": acc["top1"],
+            "feature_std": float(tr.std(0).mean()),
+            "val_loss": val_loss,
+            **sample_quality(draw, target),
+        }
+    )
 
 
 class Measurements:
@@ -409,7 +476,7 @@ class StopRequest:
         self.requested = False
         self._previous: dict = {}
 
-    def install(self) -> "StopRequest":
+    def install(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
             self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
@@ -443,8 +510,9 @@ def data_parallel(model: JEPA, device: torch.device):
 def make_optimizer(model: JEPA, weight_decay: float, lr: float, device: torch.device) -> torch.optim.AdamW:
     """AdamW, fused into one kernel on CUDA, multi-tensor (foreach) elsewhere."""
     fused = device.type == "cuda"
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95),
-                             fused=fused, foreach=None if fused else True)
+    return torch.optim.AdamW(
+        param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95), fused=fused, foreach=None if fused else True
+    )
 
 
 @dataclass
@@ -458,8 +526,16 @@ class StepResult:
     part_norms: dict[str, torch.Tensor] | None = None  # each loss part's gradient norm on the encoder, if measured
 
 
-def training_step(forward, model: JEPA, opt, batch: Batch, momentum: float, grad_clip: float,
-                  skip_nonfinite: bool = False, measure: bool = False) -> StepResult:
+def training_step(
+    forward,
+    model: JEPA,
+    opt,
+    batch: Batch,
+    momentum: float,
+    grad_clip: float,
+    skip_nonfinite: bool = False,
+    measure: bool = False,
+) -> StepResult:
     """Forward (through `forward`: the model or its compiled version), backward, clip, AdamW, EMA.
     Everything returned stays on the device. With `skip_nonfinite`, a non-finite loss or gradient
     drops the step (this costs one host sync per step). With `measure`, each loss part's gradient
@@ -483,8 +559,10 @@ def training_step(forward, model: JEPA, opt, batch: Batch, momentum: float, grad
 
 def write_curves(out_dir: Path, curve: list[dict], history: list[dict]) -> None:
     """train_curve.csv (every logged step's scalars) and knn_curve.csv (val kNN), for `dvc plots`."""
-    for name, rows, first in (("train_curve.csv", curve, ["step", "lr", "loss"]),
-                              ("knn_curve.csv", history, ["step", "knn_top1"])):
+    for name, rows, first in (
+        ("train_curve.csv", curve, ["step", "lr", "loss"]),
+        ("knn_curve.csv", history, ["step", "knn_top1"]),
+    ):
         columns = first + sorted({k for r in rows for k in r} - set(first))
         with atomic_path(out_dir / name) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns)

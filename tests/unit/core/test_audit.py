@@ -1,5 +1,6 @@
 """The audit records which params keys a command reads (vjepa.core.audit): the check behind the
 pipeline's declared params (tests/system/test_pipeline.py runs it on the smoke pipeline)."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ from vjepa.core import audit
 from vjepa.core.config import load_params, resolve
 
 from conftest import ROOT
-
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_mapping_reads_and_config_fields_are_recorded(recording):
     assert params["figures"]["dpi"] > 0 and params["seeds"]
     list(params["ablation"])  # iterating a section reads all of it
     cfg = resolve(params, "mdn", seed=3)
-    cfg.train.lr, cfg.model.depth, cfg.seed, cfg.head  # the run's seed came from the command line
+    cfg.train.lr, cfg.model.depth, cfg.seed, cfg.head  # noqa: B018 (reads; the run's seed came from the command line)
     cfg.to_dict()  # the checkpoint's copy for the record: not a read
     with audit.paused():
         params["eval"]["draws"]
@@ -48,7 +48,7 @@ def test_a_heads_override_is_read_with_the_shared_key(recording):
     cfg = resolve(params, "mdn")
     assert cfg.train.batch_size == 360
     assert {"train.batch_size", "head.mdn.train.batch_size"} <= recording()
-    cfg.train.lr
+    cfg.train.lr  # noqa: B018 (a read)
     assert "head.mdn.train.lr" not in recording() or "lr" in params["head"]["mdn"]["train"]
 
 

@@ -1,5 +1,6 @@
 """Bad params are refused before any job runs, with one line naming the key, its value and what is
 allowed: through the `vjepa` command line and through `snakemake -n` on the real pipeline."""
+
 import copy
 
 import pytest
@@ -111,17 +112,30 @@ def _checks_without_jsonschema(params, monkeypatch):
     return with_it, without
 
 
-CROSS_KEY = {"mask.num_targets", "train.batch_size", "model.patch_size", "model.num_heads", "head.rnade.hidden_dim",
-             "train.warmup_steps", "trunk.global_views", "trunk.target_layers",
-             "ablation.num_targets"}  # no schema error: a cross-key one
-MORE = [("launch.nproc", 0, "launch.nproc = 0 is out of range; allowed range [1, 64]"),
-        ("data.path", 3, "data.path = 3 has the wrong type; expected ['string', 'null']"),
-        ("trunk.standardize", 1, "trunk.standardize = 1 has the wrong type; expected boolean"),
-        ("seed", 1.0, None)]  # 1.0 is an integer to JSON Schema: accepted
+CROSS_KEY = {
+    "mask.num_targets",
+    "train.batch_size",
+    "model.patch_size",
+    "model.num_heads",
+    "head.rnade.hidden_dim",
+    "train.warmup_steps",
+    "trunk.global_views",
+    "trunk.target_layers",
+    "ablation.num_targets",
+}  # no schema error: a cross-key one
+MORE = [
+    ("launch.nproc", 0, "launch.nproc = 0 is out of range; allowed range [1, 64]"),
+    ("data.path", 3, "data.path = 3 has the wrong type; expected ['string', 'null']"),
+    ("trunk.standardize", 1, "trunk.standardize = 1 has the wrong type; expected boolean"),
+    ("seed", 1.0, None),
+]  # 1.0 is an integer to JSON Schema: accepted
 
 
-@pytest.mark.parametrize("key, value, expected", CASES + MORE,
-                         ids=[c[0] for c in CASES] + ["launch.nproc", "data.path", "standardize", "seed"])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    CASES + MORE,
+    ids=[c[0] for c in CASES] + ["launch.nproc", "data.path", "standardize", "seed"],
+)
 def test_without_jsonschema_the_same_first_error(monkeypatch, key, value, expected):
     """On a machine without the jsonschema package (a bare GPU image) the schema is checked by
     vjepa.core.schema_check: the same first schema error (none for the cross-key cases, and none for seed

@@ -25,25 +25,32 @@ def test_head_overrides_merge_into_shared_sections(params):
     assert "train" not in cfg.head and "model" not in cfg.head
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("train.lr", -0.001, r"train.lr = -0.001 is out of range; allowed range \(0, 1\]"),
-    ("train.lr", "fast", "train.lr = 'fast' has the wrong type; expected number"),
-    ("train.batch_size", 1.5, "train.batch_size = 1.5 has the wrong type; expected integer"),
-    ("train.steps", 0, r"train.steps = 0 is out of range; allowed range \[1, inf\)"),
-    ("data.source", "mnist", "data.source = 'mnist' is not allowed; choose one of: digits, tiny-imagenet, imagefolder"),
-    ("train.colour", 3, "unknown key 'colour' in 'train'; allowed keys:"),
-    ("mask.target_scale", [0.15, 1.2], r"mask.target_scale.1 = 1.2 is out of range; allowed range \(0, 1\]"),
-    ("mask.target_scale", [0.15], "mask.target_scale = \\[0.15\\] has the wrong length"),
-    ("heads", ["deterministic", "deterministic"], "lists an entry twice"),
-    ("model.patch_size", 5, "data.image_size = 32 is not divisible by model.patch_size = 5"),
-    ("model.num_heads", 3, "model.embed_dim = 64 is not divisible by model.num_heads = 3"),
-    ("mask.num_targets", 8, "covers the whole grid"),
-    ("mask.target_scale", [0.3, 0.2], r"mask.target_scale = \[0.3, 0.2\] must be \[low, high\]"),
-    ("train.min_lr", 0.5, "train.min_lr = 0.5 is larger than train.lr"),
-    ("train.warmup_steps", 5000, "must be smaller than train.steps"),
-    ("train.device", "tpu", "train.device = 'tpu' is not allowed"),
-    ("data.image_size", "32", "has the wrong type"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("train.lr", -0.001, r"train.lr = -0.001 is out of range; allowed range \(0, 1\]"),
+        ("train.lr", "fast", "train.lr = 'fast' has the wrong type; expected number"),
+        ("train.batch_size", 1.5, "train.batch_size = 1.5 has the wrong type; expected integer"),
+        ("train.steps", 0, r"train.steps = 0 is out of range; allowed range \[1, inf\)"),
+        (
+            "data.source",
+            "mnist",
+            "data.source = 'mnist' is not allowed; choose one of: digits, tiny-imagenet, imagefolder",
+        ),
+        ("train.colour", 3, "unknown key 'colour' in 'train'; allowed keys:"),
+        ("mask.target_scale", [0.15, 1.2], r"mask.target_scale.1 = 1.2 is out of range; allowed range \(0, 1\]"),
+        ("mask.target_scale", [0.15], "mask.target_scale = \\[0.15\\] has the wrong length"),
+        ("heads", ["deterministic", "deterministic"], "lists an entry twice"),
+        ("model.patch_size", 5, "data.image_size = 32 is not divisible by model.patch_size = 5"),
+        ("model.num_heads", 3, "model.embed_dim = 64 is not divisible by model.num_heads = 3"),
+        ("mask.num_targets", 8, "covers the whole grid"),
+        ("mask.target_scale", [0.3, 0.2], r"mask.target_scale = \[0.3, 0.2\] must be \[low, high\]"),
+        ("train.min_lr", 0.5, "train.min_lr = 0.5 is larger than train.lr"),
+        ("train.warmup_steps", 5000, "must be smaller than train.steps"),
+        ("train.device", "tpu", "train.device = 'tpu' is not allowed"),
+        ("data.image_size", "32", "has the wrong type"),
+    ],
+)
 def test_bad_values_name_the_key_value_and_allowed_range(params, key, value, expected):
     set_dotted(params, key, value)
     with pytest.raises(ConfigError, match=expected):

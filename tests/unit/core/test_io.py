@@ -1,4 +1,5 @@
 """Outputs appear whole or not at all, even when the writing process is killed."""
+
 import os
 import signal
 import subprocess

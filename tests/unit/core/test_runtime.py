@@ -1,4 +1,5 @@
 """Device set-up: CPU memory reuse, bf16 only on CUDA, explicit device requests."""
+
 import platform
 import sys
 

@@ -34,13 +34,15 @@ def test_exact_heads_report_the_mean_negative_log_likelihood_per_dimension(param
             layer.weight.zero_()
         head.logits.bias.copy_(weights.log() + 1.7)  # softmax drops the constant
         head.means.bias.copy_(means.flatten())
-        head.log_sigma.bias.copy_(torch.tensor([inverse_soft_clamp(v, *head.log_sigma_bounds)
-                                                for v in log_sigma.flatten().tolist()]))
+        head.log_sigma.bias.copy_(
+            torch.tensor([inverse_soft_clamp(v, *head.log_sigma_bounds) for v in log_sigma.flatten().tolist()])
+        )
     images = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
     m = head_metrics(model, images, STATS, cfg, max_images=40)
-    (_, target), = list(held_out_batches(model, images, STATS, cfg, max_images=40))
-    mixture = MixtureSameFamily(Categorical(probs=weights.double()),
-                                Independent(Normal(means.double(), log_sigma.double().exp()), 1))
+    ((_, target),) = list(held_out_batches(model, images, STATS, cfg, max_images=40))
+    mixture = MixtureSameFamily(
+        Categorical(probs=weights.double()), Independent(Normal(means.double(), log_sigma.double().exp()), 1)
+    )
     expected = -mixture.log_prob(target.reshape(-1, 1, d).double()).mean().item() / d
     assert m["nll_per_dim"] == pytest.approx(expected, rel=1e-5)
     assert m["held_out_tokens"] == target.shape[0] * target.shape[1] > 40

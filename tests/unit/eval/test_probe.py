@@ -1,4 +1,5 @@
 """vjepa.eval.probe.linear_probe: known answers, agreement with scikit-learn, determinism, bad inputs."""
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +103,7 @@ def _bad_cases():
 def test_bad_inputs_raise_data_error_before_fitting(monkeypatch, word):
     def no_fit(*args, **kwargs):
         raise AssertionError("the fit started before the inputs were checked")
+
     monkeypatch.setattr(torch.optim, "LBFGS", no_fit)
     xt, yt, xv, yv, kw = _bad_cases()[word]
     with pytest.raises(DataError, match=word.strip()) as info:

@@ -1,10 +1,18 @@
 """Scores of predicted distributions on cases with known answers."""
+
 import math
 
 import pytest
 import torch
 
-from vjepa.eval.uncertainty import count_modes, coverage, energy_score, mean_pairwise_distance, pit, spread_error_correlation
+from vjepa.eval.uncertainty import (
+    count_modes,
+    coverage,
+    energy_score,
+    mean_pairwise_distance,
+    pit,
+    spread_error_correlation,
+)
 
 T, D, N = 400, 4, 256
 
@@ -100,9 +108,12 @@ def test_modes_from_few_or_degenerate_draws():
     assert count_modes(torch.cat([torch.zeros(6, 8), torch.ones(5, 8), 2 * torch.ones(5, 8)])) == 3  # on a line
 
 
-@pytest.mark.xfail(strict=True, reason="count_modes over-counts from few draws: 16 draws of one Gaussian give 4 "
-                                       "modes for most seeds (full-covariance components of about 4 draws each "
-                                       "win on BIC); at 64 draws it gives 1")
+@pytest.mark.xfail(
+    strict=True,
+    reason="count_modes over-counts from few draws: 16 draws of one Gaussian give 4 "
+    "modes for most seeds (full-covariance components of about 4 draws each "
+    "win on BIC); at 64 draws it gives 1",
+)
 def test_modes_from_few_draws_of_one_gaussian():
     """16 draws of one 8-d Gaussian have one mode."""
     counts = [count_modes(torch.randn(16, 8, generator=torch.Generator().manual_seed(s))) for s in range(5)]

@@ -1,12 +1,13 @@
 """Bad checkpoints give one clear error naming the mismatch, through the real command line."""
+
 import os
 import shutil
 
 import pytest
 import torch
 
-from vjepa.model import checkpoint
 from vjepa.cli import main
+from vjepa.model import checkpoint
 
 from conftest import tiny, write_params
 

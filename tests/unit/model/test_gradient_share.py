@@ -1,26 +1,29 @@
 """The loss parts' gradient norms on the encoder (known answers), trunk.predict_share (the set share
 reached), trunk.predict_weight = 0 (no predictor or head trained), and their record in a run."""
+
 import json
 import math
 
 import pytest
 import torch
 
-from vjepa.model import gradient_share
 from vjepa.core.config import resolve, validate
 from vjepa.core.errors import ConfigError
+from vjepa.model import gradient_share
 from vjepa.model.jepa import JEPA, scale_gradient
 from vjepa.model.masks import MultiBlockMaskSampler
-from vjepa.training.train import training_step, make_optimizer
 from vjepa.training.batch import Batch
+from vjepa.training.train import make_optimizer, training_step
 
 from conftest import tiny
 
 
 def test_part_norms_of_a_constructed_two_term_loss_are_the_known_gradient_norms():
     w = [torch.tensor([1.0, -2.0, 2.0], requires_grad=True), torch.tensor([[3.0, 0.0], [0.0, 4.0]], requires_grad=True)]
-    parts = {"a": 3 * (w[0].sum() + w[1].sum()),  # gradient 3 everywhere: norm 3·√7
-             "b": 0.5 * (w[0].square().sum() + w[1].square().sum())}  # gradient w: norm ‖w‖ = √(9 + 25)
+    parts = {
+        "a": 3 * (w[0].sum() + w[1].sum()),  # gradient 3 everywhere: norm 3·√7
+        "b": 0.5 * (w[0].square().sum() + w[1].square().sum()),
+    }  # gradient w: norm ‖w‖ = √(9 + 25)
     norms = gradient_share.part_gradient_norms(parts, w)
     assert norms["a"].item() == pytest.approx(3 * math.sqrt(7), rel=1e-6)
     assert norms["b"].item() == pytest.approx(math.sqrt(34), rel=1e-6)
@@ -48,7 +51,10 @@ def test_scale_gradient_is_the_identity_forward_and_scales_the_gradient():
 def toy_parts(w: torch.Tensor, scale: torch.Tensor) -> dict[str, torch.Tensor]:
     """A masked-token part reaching `w` through the gradient scale (gradient norm 10·scale) and a
     cross-view part (gradient norm 2), as in JEPA.forward."""
-    return {"predict": 10 * scale_gradient(w, scale).sum() / math.sqrt(w.numel()), "inv": 2 * w.sum() / math.sqrt(w.numel())}
+    return {
+        "predict": 10 * scale_gradient(w, scale).sum() / math.sqrt(w.numel()),
+        "inv": 2 * w.sum() / math.sqrt(w.numel()),
+    }
 
 
 @pytest.mark.parametrize("share", [0.5, 0.2, 0.9])
@@ -148,8 +154,14 @@ def test_a_run_logs_the_shares_and_metrics_json_summarises_them(params, digits_d
     plain = [float(r["predict_share"]) for r in csv_rows(tmp_path / "plain" / "train_curve.csv")]
     assert max(plain) < 0.05 and "predict_scale" not in next(csv_rows(tmp_path / "plain" / "train_curve.csv"))
     embed(tmp_path / "checkpoint.pt", digits_dir, tmp_path / "embeddings.npz", device="cpu", progress=False)
-    m = evaluate(tmp_path / "embeddings.npz", tmp_path / "metrics.json", cfg,
-                 checkpoint_path=tmp_path / "checkpoint.pt", data_dir=digits_dir, score_head=False)
+    m = evaluate(
+        tmp_path / "embeddings.npz",
+        tmp_path / "metrics.json",
+        cfg,
+        checkpoint_path=tmp_path / "checkpoint.pt",
+        data_dir=digits_dir,
+        score_head=False,
+    )
     g = json.loads((tmp_path / "metrics.json").read_text())["gradient_share"]
     assert g == m["gradient_share"] and g["measurements"] == len(rows) and "head_metrics" not in m
     assert g["predict_share_second_half"] == pytest.approx(sum(shares[5:]) / 5)

@@ -11,9 +11,11 @@ ALPHA_BAR = linear_alpha_bar(1000, 1e-4, 0.02).float()
 
 def gaussian_eps(alpha_bar: torch.Tensor, mu: torch.Tensor, s: float):
     """The exact ε-predictor E[ε | x_t] for data x0 ~ N(mu, s²I)."""
+
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         a = alpha_bar[t].unsqueeze(-1)
-        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s ** 2 + 1 - a)
+        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s**2 + 1 - a)
+
     return eps
 
 
@@ -30,8 +32,9 @@ def test_schedule_is_the_cumulative_product_of_linear_betas():
     for s in range(T):
         prod *= 1 - (b0 + (b1 - b0) * s / (T - 1))
         expected.append(prod)
-    torch.testing.assert_close(linear_alpha_bar(T, b0, b1), torch.tensor(expected, dtype=torch.float64),
-                               rtol=1e-10, atol=0)
+    torch.testing.assert_close(
+        linear_alpha_bar(T, b0, b1), torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0
+    )
     head = DiffusionHead(4, 3)
     torch.testing.assert_close(head.alpha_bar, torch.tensor(expected, dtype=torch.float32))
     assert head.alpha_bar[0].item() == pytest.approx(1 - 1e-4)
@@ -190,8 +193,7 @@ def test_short_fit_reproduces_a_correlated_2d_gaussian():
     cov = torch.tensor([[0.5, 0.3], [0.3, 0.5]])
     chol = torch.linalg.cholesky(cov)
     T, steps, batch = 100, 200, 128
-    head = DiffusionHead(4, 2, timesteps=T, beta_start=1e-3, beta_end=0.2, hidden_dim=64, num_blocks=2,
-                         sample_steps=50)
+    head = DiffusionHead(4, 2, timesteps=T, beta_start=1e-3, beta_end=0.2, hidden_dim=64, num_blocks=2, sample_steps=50)
     opt = torch.optim.Adam(head.parameters(), lr=3e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     cond = torch.ones(1, batch, 4)
@@ -246,11 +248,16 @@ def test_variational_bound_known_answer_for_gaussian_data():
     abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
     beta = 1 - abar / abar_prev
     beta_tilde = (1 - abar_prev) / (1 - abar) * beta
-    weight = torch.cat([1 / (2 * (1 - beta[:1])), beta[1:] ** 2 / (2 * beta_tilde[1:] * (1 - beta[1:]) * (1 - abar[1:]))])
-    err = abar * s ** 2 / (abar * s ** 2 + 1 - abar)
+    weight = torch.cat(
+        [1 / (2 * (1 - beta[:1])), beta[1:] ** 2 / (2 * beta_tilde[1:] * (1 - beta[1:]) * (1 - abar[1:]))]
+    )
+    err = abar * s**2 / (abar * s**2 + 1 - abar)
     a_T = abar[-1]
-    expected = (0.5 * d * (a_T * s ** 2 - a_T - torch.log(1 - a_T)) + 0.5 * d * torch.log(2 * math.pi * beta[0])
-                + d * (weight * err).sum())
+    expected = (
+        0.5 * d * (a_T * s**2 - a_T - torch.log(1 - a_T))
+        + 0.5 * d * torch.log(2 * math.pi * beta[0])
+        + d * (weight * err).sum()
+    )
     assert abs(bound.mean() - expected) < 4 * bound.std() / math.sqrt(n)
     exact = -torch.distributions.Normal(0.0, s).log_prob(x0.double()).sum(-1)
     assert bound.mean() > exact.mean()  # an upper bound on the NLL

@@ -62,7 +62,7 @@ def test_fits_a_two_mode_gaussian_mixture():
         return means[torch.randint(2, (n,))] + std * torch.randn(n, 2)
 
     def true_logpdf(x):
-        comp = -0.5 * (x[:, None] - means).pow(2).sum(-1) / std ** 2 - math.log(2 * math.pi * std ** 2)
+        comp = -0.5 * (x[:, None] - means).pow(2).sum(-1) / std**2 - math.log(2 * math.pi * std**2)
         return torch.logsumexp(comp, 1) - math.log(2)
 
     head = FlowHead(1, 2, hidden_dim=64)

@@ -137,7 +137,7 @@ def test_fits_a_bimodal_target_and_samples_both_modes():
     with torch.no_grad():
         logits, means, log_sigma = (x[0, 0] for x in head.mixture(c.view(1, 1, 4)))
         pi, sigma = logits.softmax(-1), log_sigma.exp()
-        near = torch.cdist(modes, means) < 0.3                       # mode × component
+        near = torch.cdist(modes, means) < 0.3  # mode × component
         mass = (near * pi).sum(-1)
         assert (mass > 0.35).all(), f"weight near each mode: {mass}"
         assert mass.sum() > 0.95

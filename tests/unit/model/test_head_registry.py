@@ -1,6 +1,7 @@
 """One list of heads: the registry (`HEADS`), the schema's head sections and each head's constructor
 agree, and a new head needs exactly the touch points docs/architecture.md lists (a toy head is added
 through them and trained)."""
+
 from __future__ import annotations
 
 import copy
@@ -97,22 +98,32 @@ class ToyHead(Head):
     def log_prob(self, cond, target):
         return torch.distributions.Normal(self.point(cond), self.sigma).log_prob(target).sum(-1)
 '''
-TOY_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["sigma"],
-              "properties": {"sigma": {"type": "number", "exclusiveMinimum": 0},
-                             **{s: {"$ref": f"#/definitions/{s}"} for s in OVERRIDABLE}}}
+TOY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["sigma"],
+    "properties": {
+        "sigma": {"type": "number", "exclusiveMinimum": 0},
+        **{s: {"$ref": f"#/definitions/{s}"} for s in OVERRIDABLE},
+    },
+}
 
 
 def documented_touch_points() -> list[str]:
     """The files docs/architecture.md's numbered list under "Adding a head" names, in order."""
     text = (ROOT / "docs" / "architecture.md").read_text()
-    section = text[text.index("Adding a head touches exactly these places"):]
-    section = section[:section.index("\n\n", section.index("\n1. "))]
+    section = text[text.index("Adding a head touches exactly these places") :]
+    section = section[: section.index("\n\n", section.index("\n1. "))]
     return [re.match(r"\d+\. `([^`]+)`", line).group(1) for line in section.splitlines() if re.match(r"\d+\. ", line)]
 
 
 def test_a_toy_head_needs_exactly_the_documented_touch_points(tmp_path, params, digits_dir, monkeypatch):
-    assert documented_touch_points() == ["src/vjepa/model/heads/NAME.py", "src/vjepa/model/heads/__init__.py",
-                                         "src/vjepa/core/schema.yaml", "params.yaml"]
+    assert documented_touch_points() == [
+        "src/vjepa/model/heads/NAME.py",
+        "src/vjepa/model/heads/__init__.py",
+        "src/vjepa/core/schema.yaml",
+        "params.yaml",
+    ]
     params = tiny(params)
     params["heads"] = ["deterministic", "toy"]
 

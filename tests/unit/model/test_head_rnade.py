@@ -43,8 +43,9 @@ def test_output_for_dimension_i_depends_only_on_earlier_dimensions():
 
 def test_density_integrates_to_one_with_actnorm():
     torch.manual_seed(1)
-    head = randomized(RNADEHead(3, 2, hidden_dim=16, num_layers=2, num_components=3,
-                                min_log_sigma=-2.0, max_log_sigma=0.0))
+    head = randomized(
+        RNADEHead(3, 2, hidden_dim=16, num_layers=2, num_components=3, min_log_sigma=-2.0, max_log_sigma=0.0)
+    )
     assert head.actnorm.log_scale.abs().min() > 0.1  # the log-determinant is really exercised
     h = 0.02
     axis = torch.arange(-8.0, 8.0 + h / 2, h)

@@ -1,5 +1,3 @@
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -67,8 +65,15 @@ def test_cross_view_term_is_added_to_the_head_loss_with_views_paired(params):
     """The loss is the head's masked-token loss plus the trunk's cross-view term on the student's
     pooled context features, reshaped view-major (row v·B + i is view v of image i)."""
     params = tiny(params)
-    params["trunk"].update(global_views=2, projector_dim=8, standardize=False, invariance_weight=1.0,
-                           variance_weight=0.5, covariance_weight=0.04, sigreg_weight=0.0)
+    params["trunk"].update(
+        global_views=2,
+        projector_dim=8,
+        standardize=False,
+        invariance_weight=1.0,
+        variance_weight=0.5,
+        covariance_weight=0.04,
+        sigreg_weight=0.0,
+    )
     cfg = resolve(params, "deterministic")
     torch.manual_seed(0)
     model = JEPA(cfg)
@@ -83,8 +88,14 @@ def test_cross_view_term_is_added_to_the_head_loss_with_views_paired(params):
 
 def test_paper_trunk_is_the_head_loss_alone(params):
     params = tiny(params)
-    params["trunk"].update(global_views=1, projector_dim=0, invariance_weight=0.0, variance_weight=0.0,
-                           covariance_weight=0.0, sigreg_weight=0.0)
+    params["trunk"].update(
+        global_views=1,
+        projector_dim=0,
+        invariance_weight=0.0,
+        variance_weight=0.0,
+        covariance_weight=0.0,
+        sigreg_weight=0.0,
+    )
     cfg = resolve(params, "deterministic")
     model = JEPA(cfg)
     masks = MultiBlockMaskSampler.from_config(cfg.mask, model.encoder.grid)(4, torch.Generator().manual_seed(0))
@@ -185,8 +196,14 @@ def test_other_view_tokens_of_the_same_crop_are_its_own_and_of_the_mirror_are_mi
     same = other_view_tokens(h, _theta(*[(0.5, 0.5, 0.6, 0.6, 1.0)] * 4), g, 2)
     torch.testing.assert_close(same[:2], h[2:], atol=1e-4, rtol=0)  # view 0's targets: view 1's tokens
     torch.testing.assert_close(same[2:], h[:2], atol=1e-4, rtol=0)  # and the last view's: the first's
-    mirrored = other_view_tokens(h, _theta((0.5, 0.5, 0.6, 0.6, 1.0), (0.4, 0.3, 0.5, 0.7, 1.0),
-                                           (0.5, 0.5, 0.6, 0.6, -1.0), (0.4, 0.3, 0.5, 0.7, -1.0)), g, 2)
+    mirrored = other_view_tokens(
+        h,
+        _theta(
+            (0.5, 0.5, 0.6, 0.6, 1.0), (0.4, 0.3, 0.5, 0.7, 1.0), (0.5, 0.5, 0.6, 0.6, -1.0), (0.4, 0.3, 0.5, 0.7, -1.0)
+        ),
+        g,
+        2,
+    )
     flip = lambda t: t.view(-1, g, g, d).flip(2).reshape(-1, g * g, d)
     torch.testing.assert_close(mirrored[:2], flip(h[2:]), atol=1e-4, rtol=0)
 

@@ -1,5 +1,6 @@
 """The cross-view objective's pieces on constructed inputs: invariance, VICReg's terms, SIGReg and
 the Epps-Pulley statistic (known answers), standardised projections, and the projector's scale."""
+
 import math
 
 import pytest
@@ -15,10 +16,24 @@ POINT_EP = math.sqrt(2 * math.pi) * (1 - 2 / math.sqrt(2) + 1 / math.sqrt(3))  #
 
 
 def trunk(**kw) -> TrunkConfig:
-    base = dict(global_views=2, local_views=0, local_size=8, local_crop_scale=(0.1, 0.3), projector_dim=0,
-                standardize=False, invariance_weight=0.0, variance_weight=0.0, covariance_weight=0.0,
-                sigreg_weight=0.0, sigreg_projections=64, predict_weight=1.0, predict_share=None,
-                target_view="own", target_layers=1, target_norm="layer")
+    base = dict(
+        global_views=2,
+        local_views=0,
+        local_size=8,
+        local_crop_scale=(0.1, 0.3),
+        projector_dim=0,
+        standardize=False,
+        invariance_weight=0.0,
+        variance_weight=0.0,
+        covariance_weight=0.0,
+        sigreg_weight=0.0,
+        sigreg_projections=64,
+        predict_weight=1.0,
+        predict_share=None,
+        target_view="own",
+        target_layers=1,
+        target_norm="layer",
+    )
     return TrunkConfig(**{**base, **kw})
 
 
@@ -72,8 +87,9 @@ def test_vicreg_terms_on_constructed_inputs():
 def test_objective_weights_its_terms_and_reports_each():
     torch.manual_seed(0)
     pooled = torch.randn(2, 32, 6)
-    obj = CrossViewObjective(trunk(invariance_weight=2.0, variance_weight=0.5, covariance_weight=0.1,
-                                   sigreg_weight=0.3), 6)
+    obj = CrossViewObjective(
+        trunk(invariance_weight=2.0, variance_weight=0.5, covariance_weight=0.1, sigreg_weight=0.3), 6
+    )
     torch.manual_seed(3)
     loss, d = obj(pooled)
     assert set(d) == {"trunk_inv", "trunk_var", "trunk_cov", "trunk_sigreg"}

@@ -76,14 +76,17 @@ def test_predictor_blocks_do_not_see_each_other():
 
 def test_predictor_mask_structure():
     m = predictor_attn_mask(2, 2, 2, "cpu")
-    expected = torch.tensor([
-        [1, 1, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0],
-        [1, 1, 1, 1, 0, 0],
-        [1, 1, 1, 1, 0, 0],
-        [1, 1, 0, 0, 1, 1],
-        [1, 1, 0, 0, 1, 1],
-    ], dtype=torch.bool)
+    expected = torch.tensor(
+        [
+            [1, 1, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0],
+            [1, 1, 1, 1, 0, 0],
+            [1, 1, 1, 1, 0, 0],
+            [1, 1, 0, 0, 1, 1],
+            [1, 1, 0, 0, 1, 1],
+        ],
+        dtype=torch.bool,
+    )
     assert torch.equal(m, expected)
 
 
@@ -104,7 +107,7 @@ def test_per_block_predictor_is_one_pass_per_block():
     assert out.shape == (2, 6, 16)
     for i in range(2):
         for blk in range(3):
-            alone = joint(ctx[i:i + 1], ctx_idx[i:i + 1], tgt[i:i + 1, blk:blk + 1])
-            torch.testing.assert_close(out[i:i + 1, 2 * blk:2 * blk + 2], alone, atol=1e-4, rtol=1e-4)
+            alone = joint(ctx[i : i + 1], ctx_idx[i : i + 1], tgt[i : i + 1, blk : blk + 1])
+            torch.testing.assert_close(out[i : i + 1, 2 * blk : 2 * blk + 2], alone, atol=1e-4, rtol=1e-4)
     # In the joint pass the context never sees the queries, so the two differ beyond one layer.
     assert not torch.allclose(joint(ctx, ctx_idx, tgt), out, atol=1e-2)

@@ -1,4 +1,5 @@
 """Each GPU job on a shared machine claims its own GPU (vjepa.pipeline.gpus), so N jobs use N GPUs."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,8 @@ import sys
 
 import pytest
 
-from vjepa.pipeline import gpus
 from vjepa.core.errors import ConfigError
+from vjepa.pipeline import gpus
 
 
 @pytest.fixture
@@ -56,12 +57,15 @@ def test_locks_name_the_gpu_so_runs_with_different_lists_agree(locks):
 
 def test_concurrent_commands_see_one_gpu_each(locks, tmp_path):
     """Two `vjepa` processes started together under VJEPA_GPU_SLOTS=2 report different GPUs."""
-    code = ("import os, sys, time; from vjepa.pipeline.gpus import claim_gpu; claim_gpu(); "
-            "print(os.environ['CUDA_VISIBLE_DEVICES'], flush=True); time.sleep(1.5)")
+    code = (
+        "import os, sys, time; from vjepa.pipeline.gpus import claim_gpu; claim_gpu(); "
+        "print(os.environ['CUDA_VISIBLE_DEVICES'], flush=True); time.sleep(1.5)"
+    )
     env = {**os.environ, gpus.ENV_SLOTS: "2", gpus.ENV_LOCKS: str(locks)}
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     seen = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert seen == ["0", "1"]
 

@@ -1,14 +1,16 @@
 """The masking ablation: its points and their configs, clear errors for a bad sweep, one point
 end to end through the CLI, and its figure."""
+
 import json
 
 import pytest
-from conftest import tiny, write_params
 
 from vjepa.cli import main
 from vjepa.core.config import ConfigError, ablation_config, ablation_point_name, ablation_points, validate
-from vjepa.report.figures import FigureContext, render
 from vjepa.core.io import write_json
+from vjepa.report.figures import FigureContext, render
+
+from conftest import tiny, write_params
 
 
 def test_points_and_their_configs(params):
@@ -57,8 +59,10 @@ def test_figure_reads_every_point(tmp_path, params):
     params["ablation"].update(target_area=[0.1, 0.2], num_targets=[1, 2, 4])
     ctx = FigureContext(params, tmp_path, tmp_path)
     for area, blocks in ablation_points(params):
-        write_json(tmp_path / "ablation" / f"{ablation_point_name(area, blocks)}.json",
-                   {"knn_top1": area + blocks / 100, "probe_top1": 0.5})
+        write_json(
+            tmp_path / "ablation" / f"{ablation_point_name(area, blocks)}.json",
+            {"knn_top1": area + blocks / 100, "probe_top1": 0.5},
+        )
     paths = render("masking_ablation", ctx, tmp_path / "fig")
     assert all(p.stat().st_size > 1000 for p in paths)
     (tmp_path / "ablation" / "area0.2_blocks4.json").unlink()

@@ -18,6 +18,7 @@ every call, from Python or from inside other ops (x.square() reaches pow, F.laye
 layer_norm), and the heads' own `autocast(enabled=False)` regions still switch them off. Ops on
 neither list (gelu, tanh, mean, var, ...) run in their inputs' dtype, as on CUDA.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils._pytree import tree_map
 
-from vjepa.model.heads import HEADS as REGISTERED_HEADS
-from vjepa.training import train as train_module
-from vjepa.training.batch import BatchStream, make_batch, seed_step
 from vjepa.core.config import resolve
+from vjepa.model.heads import HEADS as REGISTERED_HEADS
 from vjepa.model.jepa import JEPA
 from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.training import train as train_module
+from vjepa.training.batch import BatchStream, make_batch, seed_step
 from vjepa.training.train import TrainingData, make_optimizer, training_step
 
 from conftest import tiny
@@ -40,15 +41,63 @@ from conftest import tiny
 HEADS = list(REGISTERED_HEADS)
 # CUDA autocast's fp32 list (PyTorch's autocast_mode.cpp: fp32, fp32_set_opt_dtype and fp32_append_dtype),
 # the ops of it that exist here; the losses on it are on CPU autocast's fp32 list already.
-CUDA_FP32 = ["acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p", "reciprocal",
-             "rsqrt", "sinh", "tan", "pow.Tensor_Scalar", "pow.Tensor_Tensor", "pow.Scalar", "softplus",
-             "layer_norm", "native_layer_norm", "group_norm", "frobenius_norm.dim", "nuclear_norm",
-             "cosine_similarity", "poisson_nll_loss", "cosine_embedding_loss", "nll_loss", "hinge_embedding_loss",
-             "kl_div", "l1_loss", "smooth_l1_loss", "huber_loss", "mse_loss", "margin_ranking_loss",
-             "soft_margin_loss", "triplet_margin_loss", "multi_margin_loss", "binary_cross_entropy_with_logits",
-             "dist", "pdist", "cdist", "renorm", "logsumexp", "prod", "prod.dim_int", "softmax.int",
-             "log_softmax.int", "cumprod", "cumsum", "linalg_vector_norm", "linalg_matrix_norm", "sum",
-             "sum.dim_IntList", "norm.Scalar", "norm.ScalarOpt_dim"]
+CUDA_FP32 = [
+    "acos",
+    "asin",
+    "cosh",
+    "erfinv",
+    "exp",
+    "expm1",
+    "log",
+    "log10",
+    "log2",
+    "log1p",
+    "reciprocal",
+    "rsqrt",
+    "sinh",
+    "tan",
+    "pow.Tensor_Scalar",
+    "pow.Tensor_Tensor",
+    "pow.Scalar",
+    "softplus",
+    "layer_norm",
+    "native_layer_norm",
+    "group_norm",
+    "frobenius_norm.dim",
+    "nuclear_norm",
+    "cosine_similarity",
+    "poisson_nll_loss",
+    "cosine_embedding_loss",
+    "nll_loss",
+    "hinge_embedding_loss",
+    "kl_div",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "mse_loss",
+    "margin_ranking_loss",
+    "soft_margin_loss",
+    "triplet_margin_loss",
+    "multi_margin_loss",
+    "binary_cross_entropy_with_logits",
+    "dist",
+    "pdist",
+    "cdist",
+    "renorm",
+    "logsumexp",
+    "prod",
+    "prod.dim_int",
+    "softmax.int",
+    "log_softmax.int",
+    "cumprod",
+    "cumsum",
+    "linalg_vector_norm",
+    "linalg_matrix_norm",
+    "sum",
+    "sum.dim_IntList",
+    "norm.Scalar",
+    "norm.ScalarOpt_dim",
+]
 STEPS = 5
 LOSS_RTOL, LOSS_ATOL = 0.02, 0.005  # bf16 keeps 8 significant bits: a relative rounding of 2^-9 = 0.2 %
 
@@ -61,6 +110,7 @@ def _fp32_kernel(op):
     def kernel(*args, **kwargs):
         with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCPU)):
             return op(*tree_map(_upcast, args), **tree_map(_upcast, kwargs))
+
     return kernel
 
 
@@ -88,14 +138,33 @@ def cuda_like_autocast(device=None):
 def test_the_emulation_upcasts_cuda_s_fp32_ops_and_keeps_matmuls_in_bf16(cuda_fp32_ops):
     """Under the emulated autocast a linear gives bf16 and layer_norm, softmax, log_softmax, exp, log,
     pow (also through square), sum, logsumexp and norm give float32, as on CUDA."""
-    assert {"layer_norm", "softmax.int", "log_softmax.int", "exp", "log", "pow.Tensor_Scalar", "sum",
-            "logsumexp", "norm.ScalarOpt_dim"} <= set(cuda_fp32_ops)
+    assert {
+        "layer_norm",
+        "softmax.int",
+        "log_softmax.int",
+        "exp",
+        "log",
+        "pow.Tensor_Scalar",
+        "sum",
+        "logsumexp",
+        "norm.ScalarOpt_dim",
+    } <= set(cuda_fp32_ops)
     x, w = torch.randn(4, 8), torch.randn(8, 8)
     with cuda_like_autocast():
         h = F.linear(x, w)
         assert h.dtype == torch.bfloat16 and F.gelu(h).dtype == torch.bfloat16
-        for y in (F.layer_norm(h, (8,)), h.softmax(-1), F.log_softmax(h, -1), h.exp(), h.abs().log(), h ** 2,
-                  h.square(), h.sum(), torch.logsumexp(h, -1), h.norm(dim=-1)):
+        for y in (
+            F.layer_norm(h, (8,)),
+            h.softmax(-1),
+            F.log_softmax(h, -1),
+            h.exp(),
+            h.abs().log(),
+            h**2,
+            h.square(),
+            h.sum(),
+            torch.logsumexp(h, -1),
+            h.norm(dim=-1),
+        ):
             assert y.dtype == torch.float32
         with torch.autocast("cpu", enabled=False):  # a head's float32 region
             assert F.linear(x, w).dtype == torch.float32
@@ -119,8 +188,7 @@ def train(cfg, images, stats, steps: int) -> tuple[JEPA, list[tuple[float, float
 
 
 @pytest.mark.parametrize("head", HEADS)
-def test_every_head_trains_and_samples_under_cuda_s_bf16_autocast(params, digits_dir, cuda_fp32_ops, monkeypatch,
-                                                                   head):
+def test_every_head_trains_and_samples_under_cuda_s_bf16_autocast(params, digits_dir, cuda_fp32_ops, monkeypatch, head):
     """Five steps under the emulated CUDA autocast give finite losses, each step's loss and the head's
     part of it within 2 % + 0.005 of the fp32 run's (measured: at most 0.6 % and 0.0015), not equal
     to them (bf16 did run); the trained head's draws under autocast are finite."""

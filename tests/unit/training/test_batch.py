@@ -1,12 +1,13 @@
 """The multi-view batch: each image's views stay paired (view-major rows), local views follow the
 same order, every view has its own masks, and the batch is a function of the generator's seed."""
+
 import dataclasses
 
 import torch
 
-from vjepa.training.batch import BatchStream, make_batch, step_seed
 from vjepa.core.config import resolve
 from vjepa.model.masks import MultiBlockMaskSampler
+from vjepa.training.batch import BatchStream, make_batch, step_seed
 
 from conftest import tiny
 
@@ -40,8 +41,9 @@ def test_views_of_one_image_differ_and_masks_differ_per_view(params):
     b = make_batch(images, torch.tensor([4, 5]), cfg, STATS, sampler, torch.Generator().manual_seed(1))
     assert b.local is None
     assert not torch.allclose(b.views[0], b.views[2])  # views 0 and 1 of image 4: other crops
-    assert not torch.equal(b.masks.context[0], b.masks.context[2]) or not torch.equal(b.masks.targets[0],
-                                                                                    b.masks.targets[2])
+    assert not torch.equal(b.masks.context[0], b.masks.context[2]) or not torch.equal(
+        b.masks.targets[0], b.masks.targets[2]
+    )
 
 
 def test_a_batch_is_a_function_of_the_seed(params):

@@ -1,14 +1,15 @@
 """Numeric faults: a NaN/Inf loss or gradient stops training (naming step and term, keeping the last good
 checkpoint) or skips the step, as configured; a collapsed representation is reported."""
+
 import json
 import math
 
 import pytest
 import torch
 
-from vjepa.model import checkpoint
 from vjepa.cli import main
 from vjepa.core.config import resolve
+from vjepa.model import checkpoint
 from vjepa.model.jepa import JEPA
 from vjepa.training.train import NonFiniteLoss, train
 
@@ -68,8 +69,14 @@ def test_skip_mode_drops_the_bad_step_and_finishes(tmp_path, params, digits_dir,
 
 def test_many_bad_steps_in_a_row_still_stop_in_skip_mode(tmp_path, params, digits_dir, monkeypatch):
     real = JEPA.forward
-    monkeypatch.setattr(JEPA, "forward", lambda self, x, m, local=None, geometry=None: (
-        real(self, x, m, local, geometry)[0] * math.nan, *real(self, x, m, local, geometry)[1:]))
+    monkeypatch.setattr(
+        JEPA,
+        "forward",
+        lambda self, x, m, local=None, geometry=None: (
+            real(self, x, m, local, geometry)[0] * math.nan,
+            *real(self, x, m, local, geometry)[1:],
+        ),
+    )
     with pytest.raises(NonFiniteLoss, match="10 steps in a row"):
         train(cfg_for(params, nonfinite="skip", steps=30), digits_dir, tmp_path, progress=False)
 
@@ -80,8 +87,13 @@ def test_collapse_is_reported_in_the_log_and_metrics(tmp_path, params, capsys):
     p["train"].update(steps=6, eval_every=2, collapse_std=1e6, collapse_patience=2)  # any features count as collapsed
     f = write_params(tmp_path / "params.yaml", p)
     common = ["--params", str(f), "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "r")]
-    for cmd in (["prepare"], ["stats"], ["train", "--head", "deterministic"], ["embed", "--head", "deterministic"],
-                ["evaluate", "--head", "deterministic"]):
+    for cmd in (
+        ["prepare"],
+        ["stats"],
+        ["train", "--head", "deterministic"],
+        ["embed", "--head", "deterministic"],
+        ["evaluate", "--head", "deterministic"],
+    ):
         assert main([*cmd, *common]) == 0
     out = capsys.readouterr()
     assert "warning: representation collapse" in out.out + out.err

@@ -1,10 +1,11 @@
 """Training: interrupted runs resume to the same weights; a short run learns better-than-random features."""
+
 import pytest
 import torch
 
-from vjepa.model import checkpoint
 from vjepa.core.config import resolve
 from vjepa.core.errors import CheckpointError
+from vjepa.model import checkpoint
 from vjepa.training.train import train
 
 from conftest import tiny
@@ -75,8 +76,9 @@ def test_short_training_beats_the_random_initialisation(tmp_path, params, digits
 
     data = digits_dir
     params["data"]["image_size"] = 16
-    params["model"].update(patch_size=4, embed_dim=64, depth=2, num_heads=4, pred_dim=32, pred_depth=1,
-                           pred_num_heads=2)
+    params["model"].update(
+        patch_size=4, embed_dim=64, depth=2, num_heads=4, pred_dim=32, pred_depth=1, pred_num_heads=2
+    )
     params["mask"].update(num_targets=2, min_context=4)
     params["train"].update(steps=150, batch_size=64, warmup_steps=10, log_every=50, eval_every=0, ckpt_every=1000)
     cfg = resolve(params, "deterministic")
@@ -99,8 +101,15 @@ def test_mdn_training_logs_sigma_and_weight_histograms(tmp_path, params, digits_
     events.Reload()
     assert {"head/sigma", "head/mixture_weights"} <= set(events.Tags()["histograms"])
     scalars = set(events.Tags()["scalars"])
-    assert {"train/nll", "train/mixture_entropy", "train/effective_components", "train/lr",
-            "train/ema_momentum", "train/grad_norm", "embed/effective_rank"} <= scalars
+    assert {
+        "train/nll",
+        "train/mixture_entropy",
+        "train/effective_components",
+        "train/lr",
+        "train/ema_momentum",
+        "train/grad_norm",
+        "embed/effective_rank",
+    } <= scalars
     sigmas = events.Histograms("head/sigma")[-1].histogram_value
     assert sigmas.min > 0
 
@@ -116,6 +125,7 @@ def test_compile_option_trains_through_the_compiled_model(tmp_path, params, digi
         def forward(*a):
             calls.append("forward")
             return model(*a)
+
         return forward
 
     monkeypatch.setattr(torch, "compile", fake_compile)

@@ -3,6 +3,7 @@ its line in `HEADS`, its section under `head:` in the schema and in params.yaml 
 
 A head's module is imported when the head is built, not with the package, so that a stage runs
 (and the pipeline declares, `vjepa.pipeline.codedeps`) only the head it uses."""
+
 from __future__ import annotations
 
 import importlib

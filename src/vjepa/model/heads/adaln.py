@@ -1,5 +1,6 @@
 """Building blocks shared by the per-token generative heads (flow matching, diffusion):
 sinusoidal time embeddings and residual MLP blocks with adaptive layer norm (adaLN)."""
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 A head sees `cond` (B×T×C, the predictor trunk's output at each target position)
 and, in training, `target` (B×T×D, the teacher's layer-normed tokens).
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Loss = alignment (MSE to the teacher token) + variance hinge + covariance penalty on
 the predictions (VICReg-style), weighted 1.0 / 0.1 / 0.01 by default.
 """
+
 from __future__ import annotations
 
 import torch
@@ -10,13 +11,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vjepa.core.distributed import gather_rows
-from vjepa.model.regularizers import covariance_penalty, variance_hinge
 from vjepa.model.heads.base import Head
+from vjepa.model.regularizers import covariance_penalty, variance_hinge
 
 
 class DeterministicHead(Head):
-    def __init__(self, cond_dim: int, target_dim: int, *, align_weight: float = 1.0, var_weight: float = 0.1,
-                 cov_weight: float = 0.01):
+    def __init__(
+        self,
+        cond_dim: int,
+        target_dim: int,
+        *,
+        align_weight: float = 1.0,
+        var_weight: float = 0.1,
+        cov_weight: float = 0.01,
+    ):
         super().__init__(cond_dim, target_dim)
         self.proj = nn.Linear(cond_dim, target_dim)
         self.weights = (align_weight, var_weight, cov_weight)

@@ -9,10 +9,11 @@ Sampling runs DDIM (Song et al. 2021) over evenly spaced timesteps; η = 0 is a
 deterministic map of the initial noise. There is no exact density: `log_prob` is absent, and
 `nll_bound` gives the DDPM variational upper bound on −log p instead (Ho et al. 2020, Eq. 5).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -39,8 +40,9 @@ def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
     return torch.linspace(timesteps - 1, 0, steps, dtype=torch.float64).round().long().unique_consecutive().tolist()
 
 
-def ddim_sample(eps_fn: EpsFn, x: torch.Tensor, alpha_bar: torch.Tensor, steps: int,
-                eta: float = 0.0, x0_clip: float = 0.0) -> torch.Tensor:
+def ddim_sample(
+    eps_fn: EpsFn, x: torch.Tensor, alpha_bar: torch.Tensor, steps: int, eta: float = 0.0, x0_clip: float = 0.0
+) -> torch.Tensor:
     """Run DDIM from x = x_{T−1} (N×D) to x_0 with the ε-predictor `eps_fn`.
 
     Each step forms x̂0 = (x_t − sqrt(1−ᾱ_t)·ε̂)/sqrt(ᾱ_t) and moves to the next timestep s
@@ -63,7 +65,7 @@ def ddim_sample(eps_fn: EpsFn, x: torch.Tensor, alpha_bar: torch.Tensor, steps: 
             x0 = x0.clamp(-x0_clip, x0_clip)
             eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
         sigma = eta * math.sqrt((1.0 - a_s) / (1.0 - a_t) * (1.0 - a_t / a_s))
-        x = math.sqrt(a_s) * x0 + math.sqrt(max(1.0 - a_s - sigma ** 2, 0.0)) * eps
+        x = math.sqrt(a_s) * x0 + math.sqrt(max(1.0 - a_s - sigma**2, 0.0)) * eps
         if sigma > 0:
             x = x + sigma * torch.randn_like(x)
     return x
@@ -104,9 +106,22 @@ class Denoiser(nn.Module):
 class DiffusionHead(Head):
     exact_log_prob = False
 
-    def __init__(self, cond_dim: int, target_dim: int, *, timesteps: int = 1000, beta_start: float = 1e-4,
-                 beta_end: float = 0.02, hidden_dim: int = 256, num_blocks: int = 3, noise_draws: int = 4,
-                 sample_steps: int = 50, fast_sample_steps: int = 25, eta: float = 0.0, x0_clip: float = 0.0):
+    def __init__(
+        self,
+        cond_dim: int,
+        target_dim: int,
+        *,
+        timesteps: int = 1000,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        hidden_dim: int = 256,
+        num_blocks: int = 3,
+        noise_draws: int = 4,
+        sample_steps: int = 50,
+        fast_sample_steps: int = 25,
+        eta: float = 0.0,
+        x0_clip: float = 0.0,
+    ):
         super().__init__(cond_dim, target_dim)
         if noise_draws < 1:
             raise ValueError(f"noise_draws must be ≥ 1, got {noise_draws}")
@@ -119,8 +134,10 @@ class DiffusionHead(Head):
         alpha_bar = linear_alpha_bar(timesteps, beta_start, beta_end)
         # Sampling starts from N(0, I), which is only right if the last step is (nearly) pure noise.
         if alpha_bar[-1] > 1e-2:
-            raise ValueError(f"the β schedule ends at ᾱ_T = {alpha_bar[-1]:.3g}, not noise; with fewer timesteps "
-                             f"scale beta_start and beta_end up (e.g. by 1000/timesteps)")
+            raise ValueError(
+                f"the β schedule ends at ᾱ_T = {alpha_bar[-1]:.3g}, not noise; with fewer timesteps "
+                f"scale beta_start and beta_end up (e.g. by 1000/timesteps)"
+            )
         self.net = Denoiser(target_dim, cond_dim, hidden_dim, num_blocks)
         # Rebuilt from the settings, so kept out of the state dict.
         self.register_buffer("alpha_bar", alpha_bar.float(), persistent=False)
@@ -164,7 +181,7 @@ class DiffusionHead(Head):
         weight = torch.cat([(1 / (2 * alpha[:1])), beta[1:] ** 2 / (2 * beta_tilde[1:] * alpha[1:] * (1 - abar[1:]))])
         n, d = x0.shape
         a_T = abar[-1].item()
-        total = 0.5 * (a_T * (x0_cpu ** 2).sum(-1) - d * (a_T + math.log(1 - a_T)))  # the prior KL
+        total = 0.5 * (a_T * (x0_cpu**2).sum(-1) - d * (a_T + math.log(1 - a_T)))  # the prior KL
         total = total + 0.5 * d * math.log(2 * math.pi * beta[0].item())  # the decoder's normaliser
         for start in range(0, self.timesteps, chunk):
             ts = torch.arange(start, min(start + chunk, self.timesteps))
@@ -206,10 +223,13 @@ class DiffusionHead(Head):
         return self._denoise(x_T, c, self.sample_steps, 0.0).reshape(*lead, self.target_dim)
 
     @torch.no_grad()
-    def sample_quality(self, cond: torch.Tensor, target: torch.Tensor, n: int = 1,
-                       steps: int | None = None) -> dict[str, torch.Tensor]:
+    def sample_quality(
+        self, cond: torch.Tensor, target: torch.Tensor, n: int = 1, steps: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """Token MSE and mean cosine similarity of n samples to the targets (costly: full sampling)."""
         draws = self.sample(cond, n, steps)
         target = target.float().unsqueeze(0)
-        return {"token_mse": F.mse_loss(draws, target.expand_as(draws)),
-                "token_cosine": F.cosine_similarity(draws, target, dim=-1).mean()}
+        return {
+            "token_mse": F.mse_loss(draws, target.expand_as(draws)),
+            "token_cosine": F.cosine_similarity(draws, target, dim=-1).mean(),
+        }

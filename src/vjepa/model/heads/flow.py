@@ -17,6 +17,7 @@ of the base mode z = 0, which is neither the mean nor in general the mode of p(x
 The density math runs in the parameters' dtype with autocast off, so the inverse stays
 exact and the log-determinant is not computed in bf16.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,7 +91,7 @@ class AffineCoupling(nn.Module):
         self.clamp = clamp
 
     def _halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lo, hi = x[:, :self.split], x[:, self.split:]
+        lo, hi = x[:, : self.split], x[:, self.split :]
         return (hi, lo) if self.flip else (lo, hi)
 
     def _merge(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -115,15 +116,24 @@ class AffineCoupling(nn.Module):
 class FlowHead(Head):
     exact_log_prob = True
 
-    def __init__(self, cond_dim: int, target_dim: int, *, num_layers: int = 6, hidden_dim: int = 256,
-                 conditioner_layers: int = 2, scale_clamp: float = 2.0):
+    def __init__(
+        self,
+        cond_dim: int,
+        target_dim: int,
+        *,
+        num_layers: int = 6,
+        hidden_dim: int = 256,
+        conditioner_layers: int = 2,
+        scale_clamp: float = 2.0,
+    ):
         super().__init__(cond_dim, target_dim)
         if target_dim < 2:
             raise ValueError("FlowHead needs target_dim >= 2 (couplings split the token in halves)")
         self.norms = nn.ModuleList(ActNorm(target_dim) for _ in range(num_layers))
         self.couplings = nn.ModuleList(
             AffineCoupling(target_dim, cond_dim, hidden_dim, conditioner_layers, scale_clamp, flip=k % 2 == 1)
-            for k in range(num_layers))
+            for k in range(num_layers)
+        )
 
     def _flatten(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
         """Broadcast the leading dims of x (…×D) and cond (…×C); flatten both to rows in the params' dtype."""
@@ -172,8 +182,12 @@ class FlowHead(Head):
         logp, logdet, scale_max = self._log_prob(cond, target)
         nll = -logp.mean()
         # The loss is per dimension, on the scale of the other heads' losses.
-        return nll / self.target_dim, {"nll": nll.detach(), "nll_per_dim": nll.detach() / self.target_dim,
-                     "logdet": logdet.detach().mean(), "scale_abs_max": scale_max}
+        return nll / self.target_dim, {
+            "nll": nll.detach(),
+            "nll_per_dim": nll.detach() / self.target_dim,
+            "logdet": logdet.detach().mean(),
+            "scale_abs_max": scale_max,
+        }
 
     def sample(self, cond: torch.Tensor, n: int) -> torch.Tensor:
         dtype = self.norms[0].log_scale.dtype

@@ -9,10 +9,11 @@ The velocity field is a residual MLP with adaptive layer norm: each block is mod
 so v ≡ 0 at initialisation. There is no tractable density without a trace integral, so
 `exact_log_prob` is False.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -80,8 +81,17 @@ class VelocityNet(nn.Module):
 class FlowMatchingHead(Head):
     exact_log_prob = False
 
-    def __init__(self, cond_dim: int, target_dim: int, *, hidden_dim: int = 256, num_blocks: int = 3,
-                 noise_draws: int = 2, sample_steps: int = 50, solver: str = "heun"):
+    def __init__(
+        self,
+        cond_dim: int,
+        target_dim: int,
+        *,
+        hidden_dim: int = 256,
+        num_blocks: int = 3,
+        noise_draws: int = 2,
+        sample_steps: int = 50,
+        solver: str = "heun",
+    ):
         super().__init__(cond_dim, target_dim)
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver '{solver}'; choose one of {SOLVERS}")

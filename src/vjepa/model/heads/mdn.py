@@ -8,6 +8,7 @@ the gradient never hits a hard wall. Loss = mixture NLL per token (exact, via lo
 + sigma_reg · mean((log σ²)²), a pull of every σ towards 1, the scale of the layer-normed
 targets.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,17 @@ def diag_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch
 class MDNHead(Head):
     exact_log_prob = True
 
-    def __init__(self, cond_dim: int, target_dim: int, *, num_components: int = 5, hidden_dim: int = 0,
-                 min_log_sigma: float = -5.0, max_log_sigma: float = 2.0, sigma_reg: float = 1e-3):
+    def __init__(
+        self,
+        cond_dim: int,
+        target_dim: int,
+        *,
+        num_components: int = 5,
+        hidden_dim: int = 0,
+        min_log_sigma: float = -5.0,
+        max_log_sigma: float = 2.0,
+        sigma_reg: float = 1e-3,
+    ):
         super().__init__(cond_dim, target_dim)
         if not min_log_sigma < 0.0 < max_log_sigma:
             raise ValueError("need min_log_sigma < 0 < max_log_sigma (σ = 1 must be reachable)")
@@ -95,9 +105,9 @@ class MDNHead(Head):
         logits, means, log_sigma = self.mixture(cond)
         lead, (k, d) = logits.shape[:-1], means.shape[-2:]
         probs = logits.softmax(-1).reshape(-1, k)
-        comp = torch.multinomial(probs, n, replacement=True).T                  # n×N
+        comp = torch.multinomial(probs, n, replacement=True).T  # n×N
         rows = torch.arange(probs.shape[0], device=cond.device)
-        mu = means.reshape(-1, k, d)[rows, comp]                                # n×N×D
+        mu = means.reshape(-1, k, d)[rows, comp]  # n×N×D
         sigma = log_sigma.reshape(-1, k, d)[rows, comp].exp()
         draws = mu + sigma * torch.randn_like(mu)
         return draws.view(n, *lead, d)

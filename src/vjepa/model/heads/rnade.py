@@ -12,6 +12,7 @@ from `cond` to the outputs (also zero-initialised) carries the conditioning ther
 One pass of the network scores all D dimensions; sampling and `point` decode D sequential
 passes, vectorised over every token and draw.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,9 @@ def made_masks(dim: int, hidden_dim: int, num_layers: int) -> tuple[list[torch.T
     return masks, (prev[None, :] < in_deg[:, None]).float()
 
 
-def mixture_log_prob(y: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
-                     log_sigma: torch.Tensor) -> torch.Tensor:
+def mixture_log_prob(
+    y: torch.Tensor, logits: torch.Tensor, means: torch.Tensor, log_sigma: torch.Tensor
+) -> torch.Tensor:
     """log Σ_k π_k N(y; μ_k, σ_k²) for y of shape (...) and parameters of shape (..., K)."""
     z = (y.unsqueeze(-1) - means) * torch.exp(-log_sigma)
     comp = -0.5 * (z.square() + _LOG_2PI) - log_sigma
@@ -109,12 +111,23 @@ class ActNorm(nn.Module):
 class RNADEHead(Head):
     exact_log_prob = True
 
-    def __init__(self, cond_dim: int, target_dim: int, *, hidden_dim: int = 256, num_layers: int = 2,
-                 num_components: int = 3, min_log_sigma: float = -5.0, max_log_sigma: float = 2.0):
+    def __init__(
+        self,
+        cond_dim: int,
+        target_dim: int,
+        *,
+        hidden_dim: int = 256,
+        num_layers: int = 2,
+        num_components: int = 3,
+        min_log_sigma: float = -5.0,
+        max_log_sigma: float = 2.0,
+    ):
         super().__init__(cond_dim, target_dim)
         if num_layers > 0 and hidden_dim < target_dim - 1:
-            raise ValueError(f"hidden_dim={hidden_dim} < target_dim-1={target_dim - 1}: some MADE degrees would "
-                             "be missing and the last dimensions could not depend on the earlier ones")
+            raise ValueError(
+                f"hidden_dim={hidden_dim} < target_dim-1={target_dim - 1}: some MADE degrees would "
+                "be missing and the last dimensions could not depend on the earlier ones"
+            )
         if not min_log_sigma < max_log_sigma:
             raise ValueError("need min_log_sigma < max_log_sigma")
         self.num_components = k = num_components
@@ -217,6 +230,7 @@ class RNADEHead(Head):
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, n: int) -> torch.Tensor:
         """n independent draws per token: D sequential passes over all n×B×T tokens at once."""
+
         def draw(logits, means, log_sigma):
             comp = torch.multinomial(logits.softmax(-1), 1)
             mu, ls = means.gather(-1, comp).squeeze(-1), log_sigma.gather(-1, comp).squeeze(-1)
@@ -233,6 +247,7 @@ class RNADEHead(Head):
 
         One pass over D. This is not the exact joint mean E[x] (that would average over the
         earlier dimensions' uncertainty); it is exact for the first dimension only."""
+
         def mean(logits, means, log_sigma):
             return (logits.softmax(-1) * means).sum(-1)
 
