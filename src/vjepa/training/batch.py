@@ -66,15 +66,20 @@ def make_batch(
     warp per view size of this rank's rows."""
     device, t, a = images.device, cfg.trunk, cfg.augment
     b = len(idx)
+    # draw, on the CPU generator, for the whole global batch (so every rank draws the same numbers):
+    # each global view's crop/flip/rotation/colour, its masks, the local views, and the views' geometry
     params = view_params(b * t.global_views, a, a.crop_scale, gen)
     masks = sampler(b * t.global_views, gen)
     local_params = view_params(b * t.local_views, a, t.local_crop_scale, gen) if t.local_views else None
     geometry = view_theta(params).to(device) if t.target_view == "other" else None  # all ranks' rows
+    # keep this rank's block of the view-major rows (row r is view r // b of image idx[r % b])
     rows = torch.arange(b * t.global_views)[distributed.shard(b * t.global_views)]
     masks, params, picks = Masks(*(m[rows] for m in masks)), params[rows], idx[rows % b]
+    # to the device without waiting (pinned host memory on CUDA)
     if device.type == "cuda":
         masks, params, picks = Masks(*(m.pin_memory() for m in masks)), params.pin_memory(), picks.pin_memory()
     masks = masks.to(device, non_blocking=True)
+    # render: one batched warp + colour + blur of the uint8 images, normalised with the data's stats
     mean, std = stats["mean"], stats["std"]
     views = render_views(images[picks.to(device, non_blocking=True)], params, cfg.data.image_size, mean, std)
     local = None

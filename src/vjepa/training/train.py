@@ -70,6 +70,7 @@ def train(
     interrupted one stopped; it is removed once the final checkpoint is written. A `clock`
     records the wall time of every part of the loop (the GPU study's plan).
     """
+    # -- setup: device, data, model, optimiser, and where an interrupted run left off
     clock = clock or PhaseClock.off()
     out_dir, t, world = Path(out_dir), cfg.train, distributed.world()
     distributed.check_batch(t.batch_size)
@@ -93,6 +94,8 @@ def train(
             write_curves(out_dir, run.curve, run.history)
         return {"step": run.step, "resumed": True, "history": run.history}
 
+    # -- what the loop needs: the (DDP-wrapped, optionally compiled) forward, the data on the device,
+    # the mask sampler, the epoch order, the step generator, logging and the progress bar
     forward = data_parallel(model, device)
     forward = torch.compile(forward, dynamic=True) if t.compile else forward  # mask shapes change per step
     images, val_images = data.on(device)
@@ -120,12 +123,15 @@ def train(
     clock.lap("setup")
     try:
         while run.step < t.steps:
+            # -- schedules: learning rate and EMA momentum are functions of the step alone
             lr = lr_at(run.step, t.steps, t.warmup_steps, t.lr, t.min_lr)
             momentum = ema_at(run.step, t.steps, t.ema_start, t.ema_end)
             for group in opt.param_groups:
                 group["lr"] = lr
+            # -- the step's inputs: its randomness is a function of (seed, step), so a resume is exact
             seed_step(gen, cfg.seed, run.step)
             batch = make_batch(images, stream.indices(run.step), cfg, data.stats, sampler, gen)
+            # -- forward, backward, clip, AdamW, EMA (training_step); a bad step is dropped or stops the run
             scheduled = run.step % t.log_every == 0  # measure the parts' encoder gradients at these steps
             measure = scheduled or not share.latest
             out = training_step(
@@ -141,6 +147,7 @@ def train(
                 log.add(run.step, lr, momentum, scalars)
             clock.lap("measured step" if measure else "step")
 
+            # -- every log_every steps: scalars to the host (one sync), the curve, TensorBoard, collapse monitors
             if not out.dropped and (run.step % t.log_every == 0 or run.step == t.steps):
                 values = log.flush()
                 run.curve.append({"step": run.step, "lr": lr, **values})
@@ -148,6 +155,7 @@ def train(
                     log.snapshot(run.step, model, out.context, out.cond, t.batch_size)
                 bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{log.rate:.0f}", refresh=False)
                 clock.lap("log")
+            # -- every eval_every steps: validation kNN of the frozen student and the head's held-out loss
             if t.eval_every and (run.step % t.eval_every == 0 or run.step == t.steps):
                 row = validate(model, data, images, val_images, cfg)
                 run.history.append({"step": run.step, **row})
@@ -155,6 +163,7 @@ def train(
                 run.check_collapse(t, say)
                 say(f"step {run.step}: val kNN top-1 {row['knn_top1']:.4f}")
                 clock.lap("validate")
+            # -- every ckpt_every steps: resume.pt; on Ctrl-C / SIGTERM: save at this step boundary and stop
             if run.step % t.ckpt_every == 0 and run.step < t.steps:
                 log.flush()  # never save weights that a non-finite step has already spoilt
                 save()
@@ -171,6 +180,7 @@ def train(
         bar.close()
         log.close()
 
+    # -- done: the final checkpoint and curves, and resume.pt removed
     run.measured = share.values()
     if world.main:
         checkpoint.save(final_path, run.checkpoint(cfg, model, opt, data.stats))  # the loop flushed at the last step
@@ -542,16 +552,20 @@ def training_step(
     norm on the encoder is measured first (`gradient_share`, of the global batch's gradient).
     In a distributed run `batch` is this rank's block of the global batch; gradients and the skip
     decision are shared by every rank."""
+    # forward: student on the context, teacher targets, predictor + head, cross-view term (bf16 on CUDA)
     with distributed.batch_scope(), autocast(batch.views.device):
         loss, parts, diag, context, cond = forward(batch.views, batch.masks, batch.local, batch.geometry)
+    # backward: first, on measured steps, each part's gradient on the encoder (the graph is kept), then the sum
     opt.zero_grad(set_to_none=True)
     norms = gradient_share.part_gradient_norms(parts, list(model.encoder.parameters())) if measure else None
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    # a non-finite loss or gradient on any rank drops the step everywhere (only with train.nonfinite: skip)
     result = StepResult(loss, diag, context, cond, grad_norm, dropped=False, part_norms=norms)
     if skip_nonfinite and distributed.any_rank(not bool(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))):
         opt.zero_grad(set_to_none=True)
         return dataclasses.replace(result, dropped=True)
+    # update: AdamW on student, predictor and head; then the teacher moves toward the student (EMA)
     opt.step()
     model.update_teacher(momentum)
     return result
