@@ -12,6 +12,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from vjepa.core.config import load_params, resolve, set_dotted  # noqa: E402 (after the path insert)
 from vjepa.model.heads import HEADS  # noqa: E402
+from vjepa.training.throughput import peak_matmul_flops, seconds_per_call, sync  # noqa: E402, F401 (shared)
 
 ALL_HEADS = list(HEADS)
 # The paper's ViT: 64 px, patch 8 (8x8 grid), width 384, depth 10, 8 heads; predictor 192 x 4.

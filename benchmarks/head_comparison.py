@@ -61,7 +61,44 @@ def run_head(head: str, seed: int, args, common: list[str]) -> dict:
     return {"head": head, "seed": seed, "train_s": train_s}
 
 
-def table(summary: dict, heads: list[str], times: dict) -> str:
+def verdict_table(v: dict, label: str) -> list[str]:
+    num = lambda x, f: "" if x is None else format(x, f)
+    lines = [
+        f"Verdicts on {label} (a against b; paired t-test Holm-corrected over {len(v['pairs'])} pairs, "
+        f"equivalence within ±{v['margin_points']:g} points by two one-sided tests, alpha {v['alpha']:g}):",
+        "",
+        "| a | b | a − b per seed (points) | mean | p (Holm) | p (equivalence) | verdict | seeds to resolve |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in v["pairs"]:
+        diffs = " / ".join(f"{d:+.2f}" for d in c["diffs"])
+        lines.append(
+            f"| {c['a']} | {c['b']} | {diffs} | {num(c['mean'], '+.2f')} "
+            f"| {num(c['p_holm'], '.3f')} | {num(c['p_equiv'], '.3f')} | {c['verdict']} "
+            f"| {num(c['seeds_to_resolve'], 'd')} |"
+        )
+    return lines
+
+
+def spread_table(runs: dict, heads: list[str]) -> list[str]:
+    """Beside kNN: the whitened kNN (blind to a few dominant directions), the features' effective rank
+    and the masked-token loss's measured share of the encoder's gradient (second half of training)."""
+    lines = [
+        "| head | whitened kNN top-1 % | effective rank | masked-token share of the encoder's gradient % |",
+        "|---|---|---|---|",
+    ]
+    for head in heads:
+        rs = [runs[(h, s)] for (h, s) in runs if h == head]
+        col = lambda get, scale, f: " / ".join(format(scale * get(r), f) for r in rs)
+        share = lambda r: (r.get("gradient_share") or {}).get("predict_share_second_half") or 0.0
+        lines.append(
+            f"| {head} | {col(lambda r: r['knn_top1_whitened'], 100, '.2f')} "
+            f"| {col(lambda r: r['effective_rank'], 1, '.1f')} | {col(share, 100, '.1f')} |"
+        )
+    return lines
+
+
+def table(summary: dict, heads: list[str], times: dict, runs: dict, verdicts: dict) -> str:
     pct = lambda v: "" if v is None else f"{100 * v:.2f}"
     lines = [
         f"Seeds {summary['seeds']}; mean ± std over seeds (per seed in brackets).",
@@ -82,23 +119,9 @@ def table(summary: dict, heads: list[str], times: dict) -> str:
     for key, label in (("raw_pixels", "raw pixels"), ("random_init", "untrained encoder")):
         f = summary["reference"][key]
         lines.append(f"| {label} | {pct(f['top1'])} | {pct(f['probe_top1'])} | |")
-    v = summary["verdicts"]["knn_top1"]
-    lines += [
-        "",
-        f"Verdicts on kNN top-1 (a against b; paired t-test Holm-corrected over {len(v['pairs'])} pairs, "
-        f"equivalence within ±{v['margin_points']:g} points by two one-sided tests, alpha {v['alpha']:g}):",
-        "",
-        "| a | b | a − b per seed (points) | mean | p (Holm) | p (equivalence) | verdict | seeds to resolve |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    num = lambda x, f: "" if x is None else format(x, f)
-    for c in v["pairs"]:
-        diffs = " / ".join(f"{d:+.2f}" for d in c["diffs"])
-        lines.append(
-            f"| {c['a']} | {c['b']} | {diffs} | {num(c['mean'], '+.2f')} "
-            f"| {num(c['p_holm'], '.3f')} | {num(c['p_equiv'], '.3f')} | {c['verdict']} "
-            f"| {num(c['seeds_to_resolve'], 'd')} |"
-        )
+    lines += ["", *spread_table(runs, heads)]
+    for key, label in (("knn_top1", "kNN top-1"), ("knn_top1_whitened", "whitened kNN top-1 (collapse-robust)")):
+        lines += ["", *verdict_table(verdicts[key], label)]
     return "\n".join(lines) + "\n"
 
 
@@ -149,17 +172,24 @@ def main(argv=None) -> int:
             vjepa(["reference", *common], log)
         vjepa(["summarize", *common, "--tex-dir", str(args.out / "tex")], log)
     summary = json.loads((args.out / "metrics.json").read_text())
-    for key, name in (("knn_top1", "verdict.json"), ("probe_top1", "verdict_probe.json")):
-        (args.out / name).write_text(json.dumps(summary["verdicts"][key], indent=1))
-    from vjepa.report.verdict import scores_against_quality
+    from vjepa.report.verdict import scores_against_quality, verdict_file
 
-    runs = [
-        json.loads((args.out / "heads" / h / f"seed{s}" / "metrics.json").read_text())
+    runs = {
+        (h, s): json.loads((args.out / "heads" / h / f"seed{s}" / "metrics.json").read_text())
         for h in heads
         for s in args.seeds
-    ]
-    (args.out / "scores_vs_knn.json").write_text(json.dumps(scores_against_quality(runs), indent=1))
-    (args.out / "table.md").write_text(table(summary, heads, {(r["head"], r["seed"]): r["train_s"] for r in done}))
+    }
+    whitened = {h: {s: runs[(h, s)]["knn_top1_whitened"] for s in args.seeds} for h in heads}
+    verdicts = {**summary["verdicts"], "knn_top1_whitened": verdict_file(whitened, "knn_top1_whitened")}
+    for key, name in (
+        ("knn_top1", "verdict.json"),
+        ("probe_top1", "verdict_probe.json"),
+        ("knn_top1_whitened", "verdict_whitened.json"),
+    ):
+        (args.out / name).write_text(json.dumps(verdicts[key], indent=1))
+    (args.out / "scores_vs_knn.json").write_text(json.dumps(scores_against_quality(list(runs.values())), indent=1))
+    times = {(r["head"], r["seed"]): r["train_s"] for r in done}
+    (args.out / "table.md").write_text(table(summary, heads, times, runs, verdicts))
     print((args.out / "table.md").read_text())
     return 0
 

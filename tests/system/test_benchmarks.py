@@ -208,6 +208,12 @@ def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_pa
     assert (pair["a"], pair["b"]) == ("deterministic", "mdn") and len(pair["diffs"]) == 2
     assert pair["verdict"] in {"better", "worse", "equivalent", "unresolved"}
     assert json.loads((out / "verdict_probe.json").read_text())["metric"] == "probe_top1"
+    whitened = json.loads((out / "verdict_whitened.json").read_text())
+    run = json.loads((out / "heads" / "mdn" / "seed1" / "metrics.json").read_text())
+    det = json.loads((out / "heads" / "deterministic" / "seed1" / "metrics.json").read_text())
+    expected = 100 * (det["knn_top1_whitened"] - run["knn_top1_whitened"])
+    assert whitened["metric"] == "knn_top1_whitened" and abs(whitened["pairs"][0]["diffs"][1] - expected) < 1e-3
+    assert "Verdicts on whitened kNN top-1" in (out / "table.md").read_text()
     assert "| deterministic | mdn |" in (out / "table.md").read_text()
     scores = json.loads((out / "scores_vs_knn.json").read_text())["scores"]
     assert scores["nll_per_dim"]["heads"] == ["mdn"] and scores["energy_score_per_dim"]["runs"] == 4
