@@ -13,7 +13,9 @@ With trunk.predict_share = ρ the masked-token loss's gradient reaches the encod
 s (`jepa.scale_gradient` at the predictor's input; the predictor and head keep their full
 gradient). Each measurement computes the scale that would have given the share ρ on that batch,
 s* = ρ/(1-ρ) · Σ(cross-view norms) / (predict norm / s), and moves log s 70% of the way to log s*
-(the first measurement, at step 0, sets it): smoothed over measurements, from detached norms.
+(the first measurement, at step 0, sets it): smoothed over measurements, from detached norms. s stays
+at most MAX_SCALE, and a measurement in which the masked-token loss does not reach the encoder (RNADE
+at step 0: its output layer starts at zero) leaves s as it is (1 until the next measurement).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ PREFIX = "enc_grad_"  # logged scalar of a part's gradient norm on the encoder: 
 SHARE = "predict_share"  # logged share of the masked-token loss
 SCALE = "predict_scale"  # logged scale of trunk.predict_share
 SMOOTHING = 0.3  # weight of the previous log-scale at each measurement
+# The scale never goes above MAX_SCALE, and a measurement in which the masked-token loss sends the encoder
+# less than NO_GRADIENT times the cross-view term's gradient leaves it as it is: a head whose output layer
+# starts at zero (RNADE's) has no encoder gradient at step 0, and 0.1 / 0 would give s ~ 1e30, then inf.
+MAX_SCALE = 1e6
+NO_GRADIENT = 1e-9
 
 
 def part_gradient_norms(parts: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -61,10 +68,12 @@ def wanted_scale(norms: dict[str, torch.Tensor], scale: torch.Tensor, share: flo
 
 @torch.no_grad()
 def update_scale(scale: torch.Tensor, norms: dict[str, torch.Tensor], share: float, first: bool) -> None:
-    """Move the buffer `scale` (in place) towards the scale that gives `share`: set it at the first
-    measurement, else halfway in log space (SMOOTHING). A non-finite or zero target leaves it."""
-    target = wanted_scale(norms, scale, share).float()
-    ok = torch.isfinite(target) & (target > 0)
+    """Move the buffer `scale` (in place) towards the scale that gives `share` (at most MAX_SCALE): set
+    it at the first measurement, else 70% of the way in log space (SMOOTHING). A measurement without a
+    masked-token gradient on the encoder, or with a non-finite one, leaves it."""
+    target = wanted_scale(norms, scale, share).float().clamp_max(MAX_SCALE)
+    rest = sum(v for k, v in norms.items() if k != "predict")
+    ok = torch.isfinite(target) & (target > 0) & (norms["predict"] > NO_GRADIENT * rest)
     log_new = target.clamp_min(1e-30).log()
     if not first:
         log_new = SMOOTHING * scale.float().log() + (1 - SMOOTHING) * log_new

@@ -9,11 +9,11 @@ import torch
 
 from vjepa.core.config import resolve, validate
 from vjepa.core.errors import ConfigError
-from vjepa.model import gradient_share
+from vjepa.model import checkpoint, gradient_share
 from vjepa.model.jepa import JEPA, scale_gradient
 from vjepa.model.masks import MultiBlockMaskSampler
 from vjepa.training.batch import Batch
-from vjepa.training.train import make_optimizer, training_step
+from vjepa.training.train import make_optimizer, train, training_step
 
 from conftest import tiny
 
@@ -77,6 +77,27 @@ def test_a_non_finite_measurement_leaves_the_scale():
     scale = torch.full((), 0.3)
     gradient_share.update_scale(scale, {"predict": torch.tensor(0.0), "inv": torch.tensor(float("nan"))}, 0.5, False)
     assert scale.item() == pytest.approx(0.3)
+
+
+def test_no_masked_token_gradient_leaves_the_scale_and_the_scale_is_bounded():
+    # RNADE at step 0: its output layer starts at zero, so its loss sends the encoder no gradient
+    scale = torch.ones(())
+    gradient_share.update_scale(scale, {"predict": torch.tensor(0.0), "inv": torch.tensor(2.2)}, 0.1, first=True)
+    assert scale.item() == 1.0
+    # a gradient 1e-8 of the cross-view term's would want a scale of 1e8: it is held at MAX_SCALE
+    gradient_share.update_scale(scale, {"predict": torch.tensor(2e-8), "inv": torch.tensor(2.0)}, 0.5, first=True)
+    assert scale.item() == pytest.approx(gradient_share.MAX_SCALE)
+
+
+def test_an_rnade_run_at_a_set_share_trains_with_a_finite_bounded_scale(params, digits_dir, tmp_path):
+    params = tiny(params)
+    params["trunk"]["predict_share"] = 0.1
+    params["train"]["steps"] = 4
+    cfg = resolve(params, "rnade")
+    train(cfg, digits_dir, tmp_path / "run", progress=False)
+    state = checkpoint.load(tmp_path / "run" / "checkpoint.pt")
+    scale = float(state["model"]["predict_scale"])
+    assert math.isfinite(scale) and 0 < scale <= gradient_share.MAX_SCALE
 
 
 def step_batch(cfg, model, seed=0):
