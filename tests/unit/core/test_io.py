@@ -29,7 +29,7 @@ def test_sigkill_during_a_write_never_leaves_a_truncated_output(tmp_path, writer
     target = tmp_path / f"out.{writer}"
     code = f"""
 import os, signal, numpy as np
-from vjepa import io
+from vjepa.core import io
 real = io.os.replace
 def die(*a):  # the data is on disk, the rename has not happened
     os.kill(os.getpid(), signal.SIGKILL)

@@ -32,12 +32,13 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
         return real(*a, **k)
 
     monkeypatch.setattr(train_module, "make_batch", interrupt_on_fifth)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)  # (SIG_IGN under nohup)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, digits_dir, tmp_path / "resumed", progress=False)
     monkeypatch.setattr(train_module, "make_batch", real)
     saved = checkpoint.load(tmp_path / "resumed" / "resume.pt")
     assert saved["step"] == 5 and not (tmp_path / "resumed" / "checkpoint.pt").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # handlers put back
 
     result = train(cfg, digits_dir, tmp_path / "resumed", progress=False)
     assert result["resumed"] and result["step"] == 6
