@@ -13,6 +13,7 @@ from vjepa.core.io import exclusive_use
 from conftest import tiny, write_params
 
 
+@pytest.mark.slow
 def test_second_training_of_the_same_head_is_refused(tmp_path, params, capsys):
     p = tiny(params)
     f = write_params(tmp_path / "params.yaml", p)
@@ -38,6 +39,7 @@ def test_lock_is_released_on_error(tmp_path):
                 pass
 
 
+@pytest.mark.slow
 def test_second_snakemake_run_is_refused_and_the_first_finishes(tmp_path):
     from project import BIN, project_copy, run
 

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from vjepa.cli import main
@@ -18,6 +19,7 @@ def without_timings(m):
     return m
 
 
+@pytest.mark.slow
 def test_two_runs_give_identical_results(tmp_path, params):
     p = tiny(params)
     p["heads"] = ["mdn"]  # draws noise in its held-out metrics too

@@ -111,6 +111,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / a.norm())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["deterministic", "flow", "diffusion"])  # flow: ActNorm; diffusion: noise
 def test_one_two_process_step_is_the_single_process_step(project, head):
     one = [
@@ -185,6 +186,7 @@ def assert_same_training(project: Path, reference: Path, run: Path) -> None:
     assert rel(features(project, reference / "checkpoint.pt"), features(project, run / "checkpoint.pt")) < 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("before, after", [(2, 1), (1, 2)])
 def test_a_run_killed_after_its_checkpoint_resumes_with_another_number_of_processes(
     project, uninterrupted, before, after
@@ -199,6 +201,7 @@ def test_a_run_killed_after_its_checkpoint_resumes_with_another_number_of_proces
     assert_same_training(project, uninterrupted, out)
 
 
+@pytest.mark.slow
 def test_a_signal_to_one_rank_stops_every_rank_at_one_checkpoint(project, uninterrupted):
     args = ["train", "--head", "deterministic", "--quiet", "--threads", "2", "--results-dir", "stopped"]
     done = hooked(project, 2, rank=1, call=13, sig="SIGTERM", args=args)  # rank 1 alone is told to stop
@@ -210,6 +213,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_one_checkpoint(project, uninte
     assert_same_training(project, uninterrupted, out)
 
 
+@pytest.mark.slow
 def test_embed_under_torchrun_shards_the_images_and_writes_once(project, uninterrupted):
     one = vjepa(
         "embed", "--head", "deterministic", "--results-dir", "whole", "--out", "one.npz", "--quiet", cwd=project
@@ -247,6 +251,7 @@ def test_embed_under_torchrun_shards_the_images_and_writes_once(project, uninter
         assert a[key].shape == b[key].shape and np.allclose(a[key], b[key], rtol=1e-5, atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_bad_launches_fail_in_one_line_before_any_work(project, default_params, monkeypatch):
     def error(*sets):
         done = vjepa(
@@ -359,6 +364,7 @@ def test_a_trunk_without_cross_view_terms_trains_under_ddp(project):
     assert state["step"] == 3 and state["world_size"] == 2
 
 
+@pytest.mark.slow
 def test_the_held_share_and_the_measured_norms_do_not_depend_on_the_number_of_processes(project):
     """trunk.predict_share on 1 and 2 processes: each part's gradient norm is the global batch's (the
     ranks' gradients averaged before the norm), so the scale it sets, and the training, agree."""
@@ -402,6 +408,7 @@ rc=0; for p in $pids; do wait $p || rc=$?; done; exit $rc
 """
 
 
+@pytest.mark.slow
 def test_two_nodes_of_a_slurm_allocation_meet_at_one_rendezvous(project, uninterrupted, tmp_path):
     """launch.nnodes: 2 inside an allocation: vjepa train runs srun, one torchrun per node, which meet at a
     c10d rendezvous on the first node and train as one 2-rank run (here both 'nodes' are this machine)."""

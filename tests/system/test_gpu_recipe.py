@@ -40,6 +40,7 @@ def recipe(*args, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.slow
 def test_the_recipe_stages_two_pieces_runs_the_study_under_out_and_lands_the_table(tmp_path):
     tin = tmp_path / "tin"  # as Tiny ImageNet-100 comes: two train shards and valid.parquet
     tin.mkdir()

@@ -47,6 +47,7 @@ def tin(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_the_tiny_study_on_a_cpu_writes_table_one_throughput_and_stage_times(tin, tmp_path):
     out = tmp_path / "study"
     done = study("--data", tin, "--out", out, "--device", "cpu", "--tiny", check=True)
@@ -102,6 +103,7 @@ def test_the_tiny_study_on_a_cpu_writes_table_one_throughput_and_stage_times(tin
     assert gpu_study.record_in_results(out, gpu, results).name == f"{dest.name}-2"  # a second one that day
 
 
+@pytest.mark.slow
 def test_a_plan_over_the_deadline_is_refused_in_one_line_before_any_training(tin, tmp_path):
     """A million steps cannot fit 300 s: once prepare, stats, reference and the timed steps have run
     (about 20 s), the plan is printed and refused in one line, and no training starts."""

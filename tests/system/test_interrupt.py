@@ -92,6 +92,7 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert not (b / "resume.pt").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_training_resumes_to_the_same_result(setup, tmp_path, sig):
     d, params_file = setup

@@ -167,6 +167,7 @@ def check_declarations(audit: Path, root: Path) -> None:
         assert all((st.name, d) in UNREAD_ON_SMOKE for d in unread), (name, unread)
 
 
+@pytest.mark.slow
 @needs_tools
 @pytest.mark.skipif(
     shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
@@ -239,6 +240,7 @@ def test_smoke_profile_through_both_tools(tmp_path):
     assert "up to date" in run(["dvc", "status"], root).stdout
 
 
+@pytest.mark.slow
 @needs_tools
 @pytest.mark.skipif(
     shutil.which("latexmk") is None or shutil.which("pdftotext") is None,

@@ -64,6 +64,7 @@ def test_command_line_refuses(tmp_path, capsys, key, value, expected):
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
 def test_snakemake_refuses_each_before_any_job(tmp_path):
     from project import project_copy, run
 

@@ -13,6 +13,7 @@ from conftest import tiny
 STATS = {"mean": [0.5] * 3, "std": [0.25] * 3}
 
 
+@pytest.mark.slow
 def test_exact_heads_report_the_mean_negative_log_likelihood_per_dimension(params):
     """An MDN head set to one known mixture for every token (weights 0.1, 0.2, 0.3, 0.15, 0.25, fixed
     means and σ, whatever the conditioning) reports as nll_per_dim the mean over the held-out tokens
@@ -86,6 +87,7 @@ def test_deterministic_head_samples_are_its_point_predictions(params):
     assert abs(m["sample_cosine"] - m["point_cosine"]) < 1e-5
 
 
+@pytest.mark.slow
 def test_distribution_scores_for_a_point_mass_and_a_mixture(params):
     images = np.random.default_rng(2).integers(0, 256, (24, 16, 16, 3), dtype=np.uint8)
     out = {}
@@ -104,6 +106,7 @@ def test_distribution_scores_for_a_point_mass_and_a_mixture(params):
         assert m["draws_per_token"] == 64 and 0 < m["scored_tokens"] <= 256
 
 
+@pytest.mark.slow
 def test_diffusion_reports_its_variational_bound_in_place_of_the_nll(params):
     images = np.random.default_rng(3).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8)
     p = tiny(params)

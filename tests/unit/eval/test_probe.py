@@ -34,6 +34,7 @@ def test_separated_blobs_are_classified_perfectly():
     assert set(result) == {"top1", "top5", "steps", "train_top1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weight_decay", [1e-4, 1e-2])
 def test_agrees_with_scikit_learn_on_digits(digits, weight_decay):
     """Mean CE + wd/2 ||W||^2 has the minimiser of sklearn's C * sum CE + ||W||^2 / 2 with C = 1 / (wd N)."""

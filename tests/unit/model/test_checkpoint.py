@@ -62,6 +62,7 @@ def good_state(run):
     return checkpoint.load(run[0] / "results" / "heads" / "deterministic" / "seed0" / "checkpoint.pt")
 
 
+@pytest.mark.slow
 def test_truncated(run, tmp_path, capsys):
     whole = (run[0] / "results" / "heads" / "deterministic" / "seed0" / "checkpoint.pt").read_bytes()
     err = embed_error(run, tmp_path, capsys, raw=whole[: len(whole) // 2])

@@ -152,6 +152,7 @@ def test_bad_combinations_are_refused(params):
         validate({**params, "trunk": alone})
 
 
+@pytest.mark.slow
 def test_a_run_logs_the_shares_and_metrics_json_summarises_them(params, digits_dir, tmp_path):
     """A run with trunk.predict_share: the logged share is held near the set share (on average: each
     measurement is one batch's, taken before the scale it leads to), where without it the masked-token

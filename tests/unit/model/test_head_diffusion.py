@@ -187,6 +187,7 @@ def test_no_exact_density():
         head.log_prob(torch.zeros(1, 1, 4), torch.zeros(1, 1, 3))
 
 
+@pytest.mark.slow
 def test_short_fit_reproduces_a_correlated_2d_gaussian():
     torch.manual_seed(0)
     mean = torch.tensor([1.0, -1.0])

@@ -54,6 +54,7 @@ def test_logdet_is_log_abs_det_jacobian(dtype, tol):
     torch.testing.assert_close(head.log_prob(cond, x), std_normal_logpdf(z) + logdet)
 
 
+@pytest.mark.slow
 def test_fits_a_two_mode_gaussian_mixture():
     torch.manual_seed(3)
     means, std = torch.tensor([[-1.5, -1.5], [1.5, 1.5]]), 0.5

@@ -37,6 +37,7 @@ def test_a_point_that_covers_the_grid_is_refused(params):
         validate(params)
 
 
+@pytest.mark.slow
 def test_one_point_end_to_end(tmp_path, params, capsys):
     params = tiny(params)
     params["heads"] = ["deterministic"]

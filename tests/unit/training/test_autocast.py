@@ -187,6 +187,7 @@ def train(cfg, images, stats, steps: int) -> tuple[JEPA, list[tuple[float, float
     return model, losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", HEADS)
 def test_every_head_trains_and_samples_under_cuda_s_bf16_autocast(params, digits_dir, cuda_fp32_ops, monkeypatch, head):
     """Five steps under the emulated CUDA autocast give finite losses, each step's loss and the head's

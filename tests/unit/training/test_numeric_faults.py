@@ -34,6 +34,7 @@ def nan_loss_at(monkeypatch, bad_step: int):
     monkeypatch.setattr(JEPA, "forward", forward)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_step_term_and_last_good_checkpoint(tmp_path, params, digits_dir, monkeypatch):
     nan_loss_at(monkeypatch, 8)
     with pytest.raises(NonFiniteLoss, match=r"non-finite loss, grad_norm at step 8; .*last good checkpoint \(step 6\)"):
@@ -43,6 +44,7 @@ def test_nan_loss_stops_with_step_term_and_last_good_checkpoint(tmp_path, params
     assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_inf_gradient_is_named(tmp_path, params, digits_dir, monkeypatch):
     real, calls = torch.nn.utils.clip_grad_norm_, {"n": 0}
 
@@ -58,6 +60,7 @@ def test_inf_gradient_is_named(tmp_path, params, digits_dir, monkeypatch):
         train(cfg_for(params), digits_dir, tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_skip_mode_drops_the_bad_step_and_finishes(tmp_path, params, digits_dir, monkeypatch):
     nan_loss_at(monkeypatch, 8)
     result = train(cfg_for(params, nonfinite="skip"), digits_dir, tmp_path, progress=False)
@@ -67,6 +70,7 @@ def test_skip_mode_drops_the_bad_step_and_finishes(tmp_path, params, digits_dir,
     assert all(torch.isfinite(v).all() for v in final["model"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_many_bad_steps_in_a_row_still_stop_in_skip_mode(tmp_path, params, digits_dir, monkeypatch):
     real = JEPA.forward
     monkeypatch.setattr(
@@ -81,6 +85,7 @@ def test_many_bad_steps_in_a_row_still_stop_in_skip_mode(tmp_path, params, digit
         train(cfg_for(params, nonfinite="skip", steps=30), digits_dir, tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_collapse_is_reported_in_the_log_and_metrics(tmp_path, params, capsys):
     p = tiny(params)
     p["heads"] = ["deterministic"]

@@ -49,6 +49,7 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path, params, dig
     assert final["history"] == reference["history"]
 
 
+@pytest.mark.slow
 def test_changed_params_start_afresh(tmp_path, params, digits_dir):
     cfg = resolve(tiny(params), "deterministic")
     train(cfg, digits_dir, tmp_path, progress=False)
@@ -70,6 +71,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         checkpoint.load(bad)
 
 
+@pytest.mark.slow
 def test_short_training_beats_the_random_initialisation(tmp_path, params, digits_dir):
     """A small version of the demo's claim: trained features beat the untrained encoder's by kNN."""
     from vjepa.eval.embed import embed
@@ -92,6 +94,7 @@ def test_short_training_beats_the_random_initialisation(tmp_path, params, digits
     assert trained > init + 0.03, (trained, init)
 
 
+@pytest.mark.slow
 def test_mdn_training_logs_sigma_and_weight_histograms(tmp_path, params, digits_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -115,6 +118,7 @@ def test_mdn_training_logs_sigma_and_weight_histograms(tmp_path, params, digits_
     assert sigmas.min > 0
 
 
+@pytest.mark.slow
 def test_compile_option_trains_through_the_compiled_model(tmp_path, params, digits_dir, monkeypatch):
     """train.compile: the forward pass goes through torch.compile's module (a stand-in here: compiling
     on a CPU takes minutes), and the eager model's weights are what gets trained and saved."""
@@ -138,6 +142,7 @@ def test_compile_option_trains_through_the_compiled_model(tmp_path, params, digi
     assert checkpoint.load(tmp_path / "run" / "checkpoint.pt")["step"] == cfg.train.steps
 
 
+@pytest.mark.slow
 def test_a_resume_file_that_no_longer_fits_the_optimiser_starts_afresh(tmp_path, params, digits_dir, capsys):
     """E.g. one written before the trained parameters changed: said, then the run starts from step 0."""
     cfg = resolve(tiny(params), "deterministic")
