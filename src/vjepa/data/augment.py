@@ -7,6 +7,7 @@ the whole batch at once: one `affine_grid`/`grid_sample` warp, colour arithmetic
 [0, 1] values, one grouped convolution for the blur, and the per-channel normalisation.
 Inputs are uint8 N×3×H×W tensors; outputs are normalised float.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,9 @@ NUM_PARAMS = 11
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
 
-def crop_params(n: int, scale, ratio, hflip: bool, generator: torch.Generator | None = None,
-                tries: int = 10) -> torch.Tensor:
+def crop_params(
+    n: int, scale, ratio, hflip: bool, generator: torch.Generator | None = None, tries: int = 10
+) -> torch.Tensor:
     """n×5 rows (cx, cy, w, h, sign): crop centre and size as fractions of the image, sign = -1 to flip.
 
     As torchvision's RandomResizedCrop: area fraction uniform in `scale`, log-aspect uniform
@@ -104,8 +106,9 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(1, keepdim=True)
 
 
-def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor,
-                 gray: torch.Tensor) -> torch.Tensor:
+def color_jitter(
+    x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor, gray: torch.Tensor
+) -> torch.Tensor:
     """Per-image factors (N) on [0, 1] images, in torchvision's definitions and a fixed order:
     brightness scales, contrast blends with the image's mean luma, saturation with its luma
     image, then grayscale where `gray` is 1; values clamped to [0, 1] after each."""

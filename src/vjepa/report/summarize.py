@@ -1,5 +1,6 @@
 """Table I from the pipeline's own outputs: results/metrics.json (every run, mean ± std over seeds,
 the paired comparison of heads) and its LaTeX rendering."""
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,21 @@ def tex_name(head: str) -> str:
     return DISPLAY_NAMES.get(head, head.replace("_", r"\_"))
 
 
-UNCERTAINTY_KEYS = ("energy_score_per_dim", "coverage_50", "coverage_90", "spread_error_spearman",
-                    "sample_pairwise_distance", "modes")
-HEAD_KEYS = ("nll_per_dim", "nll_bound_per_dim", "point_cosine", "sample_cosine", "sample_ms_per_token") + UNCERTAINTY_KEYS
+UNCERTAINTY_KEYS = (
+    "energy_score_per_dim",
+    "coverage_50",
+    "coverage_90",
+    "spread_error_spearman",
+    "sample_pairwise_distance",
+    "modes",
+)
+HEAD_KEYS = (
+    "nll_per_dim",
+    "nll_bound_per_dim",
+    "point_cosine",
+    "sample_cosine",
+    "sample_ms_per_token",
+) + UNCERTAINTY_KEYS
 ACCURACY_KEYS = ("knn_top1", "knn_top5", "probe_top1", "probe_top5")  # reported as mean ± std over seeds
 TEX_FILES = ("table1.tex", "numbers.tex", "uncertainty.tex", "comparison.tex")
 
@@ -58,11 +71,18 @@ def summarize(params: dict, results_dir: str | Path, out_json: str | Path, tex_d
             runs[seed] = _read(path, f"run `vjepa evaluate --head {head} --seed {seed}` first")
         rows[head] = head_row(runs, resolve(params, head).train.batch_size)
     ref = _read(results_dir / "reference" / "metrics.json", "run `vjepa reference` first")
-    summary = {"data": params["data"]["source"], "seeds": list(params["seeds"]), "heads": rows,
-               "comparison": {key: paired_comparison(rows, key) for key in ("knn_top1", "probe_top1")},
-               "verdicts": {key: verdict_file(per_seed(rows, key), key) for key in ("knn_top1", "probe_top1")},
-               "reference": {"raw_pixels": ref["raw_pixels"], "random_init": ref["random_init"]},
-               "n_train": ref["n_train"], "n_val": ref["n_val"], "seed": params["seed"], "versions": versions()}
+    summary = {
+        "data": params["data"]["source"],
+        "seeds": list(params["seeds"]),
+        "heads": rows,
+        "comparison": {key: paired_comparison(rows, key) for key in ("knn_top1", "probe_top1")},
+        "verdicts": {key: verdict_file(per_seed(rows, key), key) for key in ("knn_top1", "probe_top1")},
+        "reference": {"raw_pixels": ref["raw_pixels"], "random_init": ref["random_init"]},
+        "n_train": ref["n_train"],
+        "n_val": ref["n_val"],
+        "seed": params["seed"],
+        "versions": versions(),
+    }
     write_json(out_json, summary)
     written = [Path(out_json)]
     texts = (table_tex(summary), numbers_tex(summary), uncertainty_tex(summary), comparison_tex(summary))
@@ -78,9 +98,14 @@ def head_row(runs: dict[int, dict], batch_size: int) -> dict:
     seed's accuracies, and the held-out distribution scores averaged over seeds."""
     per_seed = {seed: {k: m.get(k) for k in ACCURACY_KEYS} for seed, m in runs.items()}
     first = next(iter(runs.values())).get("head_metrics") or {}
-    row = {"seeds": list(runs), "per_seed": per_seed, "batch_size": batch_size,
-           "step": max(m["step"] for m in runs.values()),
-           "draws_per_token": first.get("draws_per_token"), "scored_tokens": first.get("scored_tokens")}
+    row = {
+        "seeds": list(runs),
+        "per_seed": per_seed,
+        "batch_size": batch_size,
+        "step": max(m["step"] for m in runs.values()),
+        "draws_per_token": first.get("draws_per_token"),
+        "scored_tokens": first.get("scored_tokens"),
+    }
     for key in ACCURACY_KEYS:
         row[key], row[f"{key}_std"] = mean_std([r[key] for r in per_seed.values()])
     for key in HEAD_KEYS:
@@ -109,13 +134,21 @@ def paired_comparison(rows: dict, key: str, alpha: float = 0.05) -> list[dict]:
     out = []
     heads = [h for h in rows if rows[h][key] is not None]
     for i, a in enumerate(heads):
-        for b in heads[i + 1:]:
+        for b in heads[i + 1 :]:
             seeds = [s for s in rows[a]["seeds"] if s in rows[b]["per_seed"]]
             d = np.array([rows[a]["per_seed"][s][key] - rows[b]["per_seed"][s][key] for s in seeds])
             p = paired_t_pvalue(d) if len(d) > 1 else None
-            out.append({"a": a, "b": b, "n": len(d), "diff": float(d.mean()),
-                        "diff_std": float(d.std(ddof=1)) if len(d) > 1 else None, "p": p,
-                        "beyond_seed_noise": None if p is None else bool(p < alpha)})
+            out.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "n": len(d),
+                    "diff": float(d.mean()),
+                    "diff_std": float(d.std(ddof=1)) if len(d) > 1 else None,
+                    "p": p,
+                    "beyond_seed_noise": None if p is None else bool(p < alpha),
+                }
+            )
     return out
 
 
@@ -181,19 +214,27 @@ def _pm(mean: float | None, std: float | None) -> str:
 
 def table_tex(summary: dict) -> str:
     """A booktabs tabular (no float wrapper, so the report chooses the caption)."""
-    lines = [r"\begin{tabular}{lrrrrrrrrr}", r"\toprule",
-             r"Predictor & Batch & Steps & kNN@1 (\%) & kNN@5 (\%) & Probe@1 (\%) & NLL/dim & cos(point) & "
-             r"cos(sample) & ms/token \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{lrrrrrrrrr}",
+        r"\toprule",
+        r"Predictor & Batch & Steps & kNN@1 (\%) & kNN@5 (\%) & Probe@1 (\%) & NLL/dim & cos(point) & "
+        r"cos(sample) & ms/token \\",
+        r"\midrule",
+    ]
     for head, r in summary["heads"].items():
-        lines.append(f"{tex_name(head)} & {r['batch_size']} & {r['step']} & {_pm(r['knn_top1'], r['knn_top1_std'])} & "
-                     f"{_pm(r['knn_top5'], r['knn_top5_std'])} & {_pm(r['probe_top1'], r['probe_top1_std'])} & "
-                     f"{_nll(r)} & {_num(r['point_cosine'], '.3f')} & "
-                     f"{_num(r['sample_cosine'], '.3f')} & {_num(r['sample_ms_per_token'], '.4f')} \\\\")
+        lines.append(
+            f"{tex_name(head)} & {r['batch_size']} & {r['step']} & {_pm(r['knn_top1'], r['knn_top1_std'])} & "
+            f"{_pm(r['knn_top5'], r['knn_top5_std'])} & {_pm(r['probe_top1'], r['probe_top1_std'])} & "
+            f"{_nll(r)} & {_num(r['point_cosine'], '.3f')} & "
+            f"{_num(r['sample_cosine'], '.3f')} & {_num(r['sample_ms_per_token'], '.4f')} \\\\"
+        )
     lines.append(r"\midrule")
     for key, name in (("raw_pixels", "Raw pixels"), ("random_init", "Untrained encoder")):
         r = summary["reference"][key]
-        lines.append(f"{name} & -- & -- & {_pct(r['top1'])} & {_pct(r['top5'])} & {_pct(r.get('probe_top1'))} & "
-                     "-- & -- & -- & -- \\\\")
+        lines.append(
+            f"{name} & -- & -- & {_pct(r['top1'])} & {_pct(r['top5'])} & {_pct(r.get('probe_top1'))} & "
+            "-- & -- & -- & -- \\\\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)
 
@@ -202,27 +243,48 @@ def comparison_tex(summary: dict) -> str:
     """Every pair of heads with its verdict over training seeds (`vjepa.report.verdict`), or a sentence saying
     why there is none."""
     if len(summary["seeds"]) < 2:
-        return ("With one training seed the spread between seeds is not measured, so no difference between "
-                "heads can be told apart from seed noise; list several seeds in \\texttt{seeds} "
-                "(the paper profile trains three) to get the verdicts.\n")
+        return (
+            "With one training seed the spread between seeds is not measured, so no difference between "
+            "heads can be told apart from seed noise; list several seeds in \\texttt{seeds} "
+            "(the paper profile trains three) to get the verdicts.\n"
+        )
     v = summary["verdicts"]["knn_top1"]
-    lines = [r"\begin{table}[htbp]", r"\centering",
-             f"\\caption{{Every pair of heads over {len(summary['seeds'])} training seeds: A $-$ B in percentage "
-             "points (mean $\\pm$ std over seeds); better or worse when the paired $t$-test's $p$, Holm-corrected "
-             f"over the {len(v['pairs'])} pairs, is below {v['alpha']:g}; equivalent when two one-sided tests put the "
-             f"difference within $\\pm${v['margin_points']:g} point ($p <$ {v['alpha']:g}); otherwise unresolved, "
-             "with the seeds that would resolve it at the observed spread.}", r"\label{tab:comparison}",
-             r"\resizebox{\textwidth}{!}{%", r"\begin{tabular}{llrrrlrrl}", r"\toprule",
-             r"Head A & Head B & $\Delta$kNN@1 (pp) & $p_\mathrm{Holm}$ & $p_\mathrm{equiv}$ & kNN verdict & seeds "
-             r"& $\Delta$Probe@1 (pp) & probe verdict \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[htbp]",
+        r"\centering",
+        f"\\caption{{Every pair of heads over {len(summary['seeds'])} training seeds: A $-$ B in percentage "
+        "points (mean $\\pm$ std over seeds); better or worse when the paired $t$-test's $p$, Holm-corrected "
+        f"over the {len(v['pairs'])} pairs, is below {v['alpha']:g}; equivalent when two one-sided tests put the "
+        f"difference within $\\pm${v['margin_points']:g} point ($p <$ {v['alpha']:g}); otherwise unresolved, "
+        "with the seeds that would resolve it at the observed spread.}",
+        r"\label{tab:comparison}",
+        r"\resizebox{\textwidth}{!}{%",
+        r"\begin{tabular}{llrrrlrrl}",
+        r"\toprule",
+        r"Head A & Head B & $\Delta$kNN@1 (pp) & $p_\mathrm{Holm}$ & $p_\mathrm{equiv}$ & kNN verdict & seeds "
+        r"& $\Delta$Probe@1 (pp) & probe verdict \\",
+        r"\midrule",
+    ]
     probe = {(c["a"], c["b"]): c for c in summary["verdicts"]["probe_top1"]["pairs"]}
-    spread = lambda c: (f"{c['mean']:+.2f} $\\pm$ {np.std(c['diffs'], ddof=1):.2f}" if len(c["diffs"]) > 1
-                        else "--")
+    spread = lambda c: f"{c['mean']:+.2f} $\\pm$ {np.std(c['diffs'], ddof=1):.2f}" if len(c["diffs"]) > 1 else "--"
     for c in v["pairs"]:
         p = probe.get((c["a"], c["b"]))
-        lines.append(" & ".join([tex_name(c["a"]), tex_name(c["b"]), spread(c), _num(c["p_holm"], ".3f"),
-                                 _num(c["p_equiv"], ".3f"), c["verdict"], _num(c["seeds_to_resolve"], "d"),
-                                 spread(p) if p else "--", p["verdict"] if p else "--"]) + r" \\")
+        lines.append(
+            " & ".join(
+                [
+                    tex_name(c["a"]),
+                    tex_name(c["b"]),
+                    spread(c),
+                    _num(c["p_holm"], ".3f"),
+                    _num(c["p_equiv"], ".3f"),
+                    c["verdict"],
+                    _num(c["seeds_to_resolve"], "d"),
+                    spread(p) if p else "--",
+                    p["verdict"] if p else "--",
+                ]
+            )
+            + r" \\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
 
@@ -242,14 +304,20 @@ def best_calibrated(summary: dict) -> str | None:
 
 def uncertainty_tex(summary: dict) -> str:
     """The distribution scores of every head (booktabs tabular, no float wrapper)."""
-    lines = [r"\begin{tabular}{lrrrrrrr}", r"\toprule",
-             r"Predictor & Energy/dim & Cover 50\% & Cover 90\% & Calib.\ err. & $\rho$(spread, error) & "
-             r"Pairwise dist. & Modes \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{lrrrrrrr}",
+        r"\toprule",
+        r"Predictor & Energy/dim & Cover 50\% & Cover 90\% & Calib.\ err. & $\rho$(spread, error) & "
+        r"Pairwise dist. & Modes \\",
+        r"\midrule",
+    ]
     for head, r in summary["heads"].items():
         name = tex_name(head)
-        lines.append(f"{name} & {_num(r.get('energy_score_per_dim'), '.4f')} & {_pct(r.get('coverage_50'))} & "
-                     f"{_pct(r.get('coverage_90'))} & {_num(calibration_error(r), '.3f')} & "
-                     f"{_num(r.get('spread_error_spearman'), '.3f')} & {_num(r.get('sample_pairwise_distance'), '.2f')} & "
-                     f"{_num(r.get('modes'), '.2f')} \\\\")
+        lines.append(
+            f"{name} & {_num(r.get('energy_score_per_dim'), '.4f')} & {_pct(r.get('coverage_50'))} & "
+            f"{_pct(r.get('coverage_90'))} & {_num(calibration_error(r), '.3f')} & "
+            f"{_num(r.get('spread_error_spearman'), '.3f')} & {_num(r.get('sample_pairwise_distance'), '.2f')} & "
+            f"{_num(r.get('modes'), '.2f')} \\\\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ seed s, in percentage points. The verdict of a against b:
   difference and its spread stayed as observed (the smaller n at which either test would pass,
   the t-test judged at the strictest Holm factor, the number of pairs); None beyond MAX_SEEDS.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,7 +77,7 @@ def pair_verdicts(per_seed: dict[str, dict[int, float]], *, margin: float = 1.0,
     heads = list(per_seed)
     pairs = []
     for i, a in enumerate(heads):
-        for b in heads[i + 1:]:
+        for b in heads[i + 1 :]:
             seeds = [s for s in per_seed[a] if s in per_seed[b]]
             diffs = [100.0 * (per_seed[a][s] - per_seed[b][s]) for s in seeds]
             pairs.append({"a": a, "b": b, "seeds": seeds, "diffs": [round(d, 4) for d in diffs]})
@@ -94,28 +95,46 @@ def pair_verdicts(per_seed: dict[str, dict[int, float]], *, margin: float = 1.0,
             p["verdict"] = "equivalent"
         else:
             p["verdict"] = "unresolved"
-        p["seeds_to_resolve"] = (None if p["verdict"] != "unresolved" else
-                                 seeds_to_resolve(p["mean"], float(np.std(p["diffs"], ddof=1)), margin, alpha,
-                                                  len(tested)))
+        p["seeds_to_resolve"] = (
+            None
+            if p["verdict"] != "unresolved"
+            else seeds_to_resolve(p["mean"], float(np.std(p["diffs"], ddof=1)), margin, alpha, len(tested))
+        )
     for p in pairs:
         if len(p["diffs"]) < 2:
-            p.update(mean=float(np.mean(p["diffs"])) if p["diffs"] else None, p=None, p_holm=None, p_equiv=None,
-                     verdict="unresolved", seeds_to_resolve=None)
+            p.update(
+                mean=float(np.mean(p["diffs"])) if p["diffs"] else None,
+                p=None,
+                p_holm=None,
+                p_equiv=None,
+                verdict="unresolved",
+                seeds_to_resolve=None,
+            )
     return pairs
 
 
-def verdict_file(per_seed: dict[str, dict[int, float]], metric: str, *, margin: float = 1.0,
-                 alpha: float = 0.05) -> dict:
+def verdict_file(
+    per_seed: dict[str, dict[int, float]], metric: str, *, margin: float = 1.0, alpha: float = 0.05
+) -> dict:
     """The content of a study's verdict.json."""
     seeds = sorted({s for runs in per_seed.values() for s in runs})
-    return {"metric": metric, "seeds": seeds, "margin_points": margin, "alpha": alpha,
-            "tests": "paired t-test, Holm-corrected over the pairs; equivalence by two one-sided t-tests",
-            "pairs": pair_verdicts(per_seed, margin=margin, alpha=alpha)}
+    return {
+        "metric": metric,
+        "seeds": seeds,
+        "margin_points": margin,
+        "alpha": alpha,
+        "tests": "paired t-test, Holm-corrected over the pairs; equivalence by two one-sided t-tests",
+        "pairs": pair_verdicts(per_seed, margin=margin, alpha=alpha),
+    }
 
 
 # Distribution scores of a run (metrics.json's head_metrics) and which way is better.
-SCORES = {"nll_per_dim": "lower", "energy_score_per_dim": "lower", "coverage_error": "lower",
-          "spread_error_spearman": "higher"}
+SCORES = {
+    "nll_per_dim": "lower",
+    "energy_score_per_dim": "lower",
+    "coverage_error": "lower",
+    "spread_error_spearman": "higher",
+}
 
 
 def coverage_error(h: dict) -> float | None:

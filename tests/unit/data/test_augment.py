@@ -1,6 +1,27 @@
+import math
+from types import SimpleNamespace
+
+import pytest
 import torch
 
-from vjepa.data.augment import apply_crops, crop_params, normalize, resize
+from vjepa.data.augment import (  # noqa: F401 (read through globals() by identity_row)
+    ANGLE,
+    BLUR,
+    BRIGHTNESS,
+    CONTRAST,
+    GRAY,
+    NUM_PARAMS,
+    SATURATION,
+    apply_crops,
+    color_jitter,
+    crop_params,
+    gaussian_blur,
+    grayscale,
+    normalize,
+    render_views,
+    resize,
+    view_params,
+)
 
 
 def test_crop_params_respect_scale_ratio_and_bounds():
@@ -66,19 +87,20 @@ def test_runs_on_the_images_device_and_is_batched():
 
 # --- rotation and photometric jitter (view_params + render_views) ---------------------------------
 
-import math  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-import pytest  # noqa: E402
-
-from vjepa.data.augment import ANGLE, BLUR, BRIGHTNESS, CONTRAST, GRAY, NUM_PARAMS, SATURATION, color_jitter, gaussian_blur, grayscale, render_views, view_params
-
 UNIT = ([0.0] * 3, [1 / 255] * 3)  # mean/std that leave values at 0..255
 
 
 def aug(**kw):
-    base = dict(crop_ratio=(0.75, 4 / 3), hflip=True, rotate_degrees=0.0, color_jitter=0.0, color_prob=0.8,
-                grayscale_prob=0.0, blur_prob=0.0, blur_sigma=(0.1, 1.0))
+    base = dict(
+        crop_ratio=(0.75, 4 / 3),
+        hflip=True,
+        rotate_degrees=0.0,
+        color_jitter=0.0,
+        color_prob=0.8,
+        grayscale_prob=0.0,
+        blur_prob=0.0,
+        blur_sigma=(0.1, 1.0),
+    )
     return SimpleNamespace(**{**base, **kw})
 
 

@@ -1,5 +1,6 @@
 """Bad data through the real command line: each case is one clear `vjepa: error:` line (exit 2), or a
 documented, logged handling; never a traceback."""
+
 import json
 
 import numpy as np
@@ -33,8 +34,18 @@ def data_copy(prepared, tmp_path):
 def run(params, tmp_path, capsys, *cmd, data=None):
     f = write_params(tmp_path / "p.yaml", params)
     capsys.readouterr()
-    code = main([*cmd, "--params", str(f), "--data-dir", str(data or tmp_path / "data"),
-                 "--results-dir", str(tmp_path / "results"), "--quiet"])
+    code = main(
+        [
+            *cmd,
+            "--params",
+            str(f),
+            "--data-dir",
+            str(data or tmp_path / "data"),
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr()
     assert "Traceback" not in out.err
     return code, out.err

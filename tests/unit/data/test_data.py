@@ -1,21 +1,22 @@
 """Data preparation, prepared-file loading and normalisation stats, all on local fixtures."""
+
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from vjepa.core.errors import DataError
 from vjepa.data import sources as data
 
-from images import fixture_image as _fixture_image, hf_table as _hf_table, png_bytes as _png_bytes
-from vjepa.core.errors import DataError
+from images import fixture_image as _fixture_image
+from images import hf_table as _hf_table
+from images import png_bytes as _png_bytes
 
 SPLIT = dict(val_fraction=0.2, split_seed=0)
 
@@ -65,8 +66,13 @@ def test_digits_arrays(digits_runs):
         assert x.min() == 0 and x.max() >= 250
         assert list(split["classes"]) == [str(c) for c in range(10)]
     assert len(tr["labels"]) + len(va["labels"]) == 1797
-    assert summary == {"source": "digits", "image_size": 32, "num_classes": 10,
-                       "n_train": len(tr["labels"]), "n_val": len(va["labels"])}
+    assert summary == {
+        "source": "digits",
+        "image_size": 32,
+        "num_classes": 10,
+        "n_train": len(tr["labels"]),
+        "n_val": len(va["labels"]),
+    }
     # Stratified: every class in both splits, with val share close to val_fraction in each class.
     for c in range(10):
         n_tr, n_va = (tr["labels"] == c).sum(), (va["labels"] == c).sum()
@@ -107,8 +113,10 @@ def test_unknown_source(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("bad", [dict(val_fraction=0.0), dict(val_fraction=1.5), dict(image_size=0),
-                                 dict(num_classes=0), dict(split_seed=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(val_fraction=0.0), dict(val_fraction=1.5), dict(image_size=0), dict(num_classes=0), dict(split_seed=-1)],
+)
 def test_bad_arguments(tmp_path, bad):
     with pytest.raises(DataError):
         _prepare("digits", tmp_path, **bad)
@@ -352,12 +360,15 @@ def test_load_split_garbage_and_truncated(tmp_path):
     assert images.shape == (4, 8, 8, 3) and labels.shape == (4,)
 
 
-@pytest.mark.parametrize("arrays", [
-    dict(images=np.zeros((4, 8, 8, 3), np.uint8)),                                   # no labels
-    dict(images=np.zeros((4, 8, 8, 3), np.float32), labels=np.zeros(4, np.int64)),  # wrong dtype
-    dict(images=np.zeros((4, 8, 8), np.uint8), labels=np.zeros(4, np.int64)),       # no channels
-    dict(images=np.zeros((4, 8, 8, 3), np.uint8), labels=np.zeros(3, np.int64)),    # length mismatch
-])
+@pytest.mark.parametrize(
+    "arrays",
+    [
+        dict(images=np.zeros((4, 8, 8, 3), np.uint8)),  # no labels
+        dict(images=np.zeros((4, 8, 8, 3), np.float32), labels=np.zeros(4, np.int64)),  # wrong dtype
+        dict(images=np.zeros((4, 8, 8), np.uint8), labels=np.zeros(4, np.int64)),  # no channels
+        dict(images=np.zeros((4, 8, 8, 3), np.uint8), labels=np.zeros(3, np.int64)),  # length mismatch
+    ],
+)
 def test_load_split_malformed(tmp_path, arrays):
     path = tmp_path / "train.npz"
     np.savez(path, **arrays)
@@ -392,8 +403,7 @@ def test_compute_stats_known_answer(tmp_path):
 def test_compute_stats_seeded_subsample(tmp_path):
     rng = np.random.default_rng(0)
     train = tmp_path / "train.npz"
-    np.savez(train, images=rng.integers(0, 256, (50, 6, 6, 3), dtype=np.uint8),
-             labels=np.zeros(50, np.int64))
+    np.savez(train, images=rng.integers(0, 256, (50, 6, 6, 3), dtype=np.uint8), labels=np.zeros(50, np.int64))
     a = data.compute_stats(train, tmp_path / "a.json", subsample=7, seed=1)
     b = data.compute_stats(train, tmp_path / "b.json", subsample=7, seed=1)
     c = data.compute_stats(train, tmp_path / "c.json", subsample=7, seed=2)

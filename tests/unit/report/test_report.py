@@ -1,20 +1,27 @@
 """The report's generated LaTeX: escaping, macros, the figure list, setup and provenance."""
+
 import shutil
 
 import numpy as np
 import pytest
 
 from vjepa.core.errors import VJepaError
+from vjepa.core.io import file_digest
 from vjepa.report.figures import FIGURES, figure_names
 from vjepa.report.figures.common import pca
-from vjepa.core.io import file_digest
 from vjepa.report.latex import build_pdf, figures_tex, setup_tex, tex_escape
 from vjepa.report.summarize import macro_name, numbers_tex
 
-SUMMARY = {"heads": {"deterministic": {"knn_top1": 0.5, "knn_top5": 0.9},
-                     "flow_matching": {"knn_top1": 0.61234, "knn_top5": 0.95}},
-           "reference": {"raw_pixels": {"top1": 0.975, "top5": 1.0}, "random_init": {"top1": 0.4, "top5": 0.8}},
-           "n_train": 1437, "n_val": 360, "seeds": [0]}
+SUMMARY = {
+    "heads": {
+        "deterministic": {"knn_top1": 0.5, "knn_top5": 0.9},
+        "flow_matching": {"knn_top1": 0.61234, "knn_top5": 0.95},
+    },
+    "reference": {"raw_pixels": {"top1": 0.975, "top5": 1.0}, "random_init": {"top1": 0.4, "top5": 0.8}},
+    "n_train": 1437,
+    "n_val": 360,
+    "seeds": [0],
+}
 
 
 def test_tex_escape_known_answers():
@@ -82,19 +89,34 @@ def test_trunk_section_prints_the_sweep_and_the_controls_with_their_shares(param
 
     from vjepa.report.latex import trunk_tex
 
-    row = lambda name, seed, share: {"name": name, "seed": seed, "knn_top1": 0.9, "probe_top1": 0.95,
-                                     "knn_top1_whitened": 0.93, "effective_rank": 12.3, "train_s": 60.0,
-                                     "gradient_share": share and {"predict_share_second_half": share}}
+    row = lambda name, seed, share: {
+        "name": name,
+        "seed": seed,
+        "knn_top1": 0.9,
+        "probe_top1": 0.95,
+        "knn_top1_whitened": 0.93,
+        "effective_rank": 12.3,
+        "train_s": 60.0,
+        "gradient_share": share and {"predict_share_second_half": share},
+    }
     floors = {"raw_pixels": {"top1": 0.97, "probe_top1": 0.96}, "random_init": {"top1": 0.65, "probe_top1": 0.91}}
     (tmp_path / "sweeps").mkdir()
-    (tmp_path / "sweeps" / "trunk_sweep_digits.json").write_text(json.dumps(
-        {"budget": {"train.steps": 250}, "what": {"a": "x"}, "rows": [row("a", 0, None)], "floors": floors}))
+    (tmp_path / "sweeps" / "trunk_sweep_digits.json").write_text(
+        json.dumps({"budget": {"train.steps": 250}, "what": {"a": "x"}, "rows": [row("a", 0, None)], "floors": floors})
+    )
     text = trunk_tex(params, tmp_path / "sweeps", tmp_path / "studies")
     assert r"\label{tab:trunk}" in text and "tab:controls" not in text and "90.00 & 95.00 & 93.00 & 12.3 & --" in text
     (tmp_path / "studies" / "controls-digits").mkdir(parents=True)
-    (tmp_path / "studies" / "controls-digits" / "table.json").write_text(json.dumps(
-        {"budget": {"train.eval_every": 0}, "what": {"cross-view-alone": "no head", "today": "as is"},
-         "rows": [row("cross-view-alone", 0, 0.0), row("today", 0, 0.0004), row("today", 1, 0.5)], "floors": floors}))
+    (tmp_path / "studies" / "controls-digits" / "table.json").write_text(
+        json.dumps(
+            {
+                "budget": {"train.eval_every": 0},
+                "what": {"cross-view-alone": "no head", "today": "as is"},
+                "rows": [row("cross-view-alone", 0, 0.0), row("today", 0, 0.0004), row("today", 1, 0.5)],
+                "floors": floors,
+            }
+        )
+    )
     text = trunk_tex(params, tmp_path / "sweeps", tmp_path / "studies")
     assert r"\label{tab:controls}" in text and "cross-view-alone & no head" in text
     assert "today & as is & 90.00 / 90.00 & 95.00 / 95.00 & 93.00 / 93.00 & 12.3 / 12.3 & 0.04 / 50 & 60" in text

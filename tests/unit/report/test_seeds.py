@@ -1,29 +1,50 @@
 """Several training seeds: the run folders, mean ± std over seeds, the paired comparison of heads,
 and the figures that show the spread."""
+
 import json
 
 import numpy as np
 import pytest
-from conftest import tiny, write_params
 
 from vjepa.cli import main
-from vjepa.report.figures import FigureContext, render
 from vjepa.core.io import run_dir, write_json
+from vjepa.report.figures import FigureContext, render
 from vjepa.report.summarize import comparison_tex, head_row, paired_comparison, summarize, table_tex
+
+from conftest import tiny, write_params
 
 
 def fake_metrics(knn: float, probe: float, coverage_50: float = 0.4) -> dict:
-    return {"knn_top1": knn, "knn_top5": min(1.0, knn + 0.2), "probe_top1": probe, "probe_top5": 1.0, "step": 10,
-            "head_metrics": {"nll_per_dim": None, "point_cosine": 0.5, "sample_cosine": 0.4,
-                             "sample_ms_per_token": 0.01, "energy_score_per_dim": 0.1, "coverage_50": coverage_50,
-                             "coverage_90": 0.85, "spread_error_spearman": 0.2, "sample_pairwise_distance": 3.0,
-                             "modes": 1.0, "pit_histogram": [0.1] * 10, "draws_per_token": 8, "scored_tokens": 16}}
+    return {
+        "knn_top1": knn,
+        "knn_top5": min(1.0, knn + 0.2),
+        "probe_top1": probe,
+        "probe_top5": 1.0,
+        "step": 10,
+        "head_metrics": {
+            "nll_per_dim": None,
+            "point_cosine": 0.5,
+            "sample_cosine": 0.4,
+            "sample_ms_per_token": 0.01,
+            "energy_score_per_dim": 0.1,
+            "coverage_50": coverage_50,
+            "coverage_90": 0.85,
+            "spread_error_spearman": 0.2,
+            "sample_pairwise_distance": 3.0,
+            "modes": 1.0,
+            "pit_histogram": [0.1] * 10,
+            "draws_per_token": 8,
+            "scored_tokens": 16,
+        },
+    }
 
 
 def test_mean_and_sample_std_over_seeds():
     row = head_row({0: fake_metrics(0.70, 0.80), 1: fake_metrics(0.72, 0.81), 2: fake_metrics(0.74, 0.85)}, 32)
     assert row["knn_top1"] == pytest.approx(0.72) and row["knn_top1_std"] == pytest.approx(0.02)  # ddof 1
-    assert row["probe_top1"] == pytest.approx(0.82) and row["probe_top1_std"] == pytest.approx(np.std([.8, .81, .85], ddof=1))
+    assert row["probe_top1"] == pytest.approx(0.82) and row["probe_top1_std"] == pytest.approx(
+        np.std([0.8, 0.81, 0.85], ddof=1)
+    )
     assert row["per_seed"][1]["knn_top1"] == 0.72 and row["seeds"] == [0, 1, 2]
     one = head_row({0: fake_metrics(0.7, 0.8)}, 32)
     assert one["knn_top1"] == 0.7 and one["knn_top1_std"] is None  # no spread from one seed
@@ -43,8 +64,9 @@ def test_paired_comparison_known_answers():
     assert pairs[("a", "c")]["p"] == 0.0 and pairs[("a", "c")]["beyond_seed_noise"] is True
     # Unpaired, a and b overlap completely (their means differ by 2 points, their spreads are 10).
     assert abs(a["knn_top1"] - b["knn_top1"]) < a["knn_top1_std"]
-    one = paired_comparison({"a": head_row({0: fake_metrics(0.7, 0.5)}, 32),
-                             "b": head_row({0: fake_metrics(0.6, 0.5)}, 32)}, "knn_top1")
+    one = paired_comparison(
+        {"a": head_row({0: fake_metrics(0.7, 0.5)}, 32), "b": head_row({0: fake_metrics(0.6, 0.5)}, 32)}, "knn_top1"
+    )
     assert one[0]["p"] is None and one[0]["beyond_seed_noise"] is None
 
 
@@ -52,14 +74,22 @@ def write_runs(results, heads, seeds, knn):
     for head in heads:
         for seed in seeds:
             write_json(run_dir(results, head, seed) / "metrics.json", fake_metrics(knn[head][seed], 0.5))
-    write_json(results / "reference" / "metrics.json",
-               {"raw_pixels": {"top1": 0.9, "top5": 1.0, "probe_top1": 0.95}, "random_init": {"top1": 0.5, "top5": 0.8},
-                "n_train": 100, "n_val": 20})
+    write_json(
+        results / "reference" / "metrics.json",
+        {
+            "raw_pixels": {"top1": 0.9, "top5": 1.0, "probe_top1": 0.95},
+            "random_init": {"top1": 0.5, "top5": 0.8},
+            "n_train": 100,
+            "n_val": 20,
+        },
+    )
 
 
 def test_summary_tables_show_mean_std_and_the_comparison(tmp_path, params):
     params["heads"], params["seeds"] = ["deterministic", "mdn"], [3, 7]
-    write_runs(tmp_path, params["heads"], params["seeds"], {"deterministic": {3: 0.70, 7: 0.74}, "mdn": {3: 0.60, 7: 0.62}})
+    write_runs(
+        tmp_path, params["heads"], params["seeds"], {"deterministic": {3: 0.70, 7: 0.74}, "mdn": {3: 0.60, 7: 0.62}}
+    )
     summarize(params, tmp_path, tmp_path / "metrics.json", tmp_path / "tex")
     s = json.loads((tmp_path / "metrics.json").read_text())
     assert s["seeds"] == [3, 7] and s["heads"]["deterministic"]["knn_top1"] == pytest.approx(0.72)
@@ -73,7 +103,9 @@ def test_summary_tables_show_mean_std_and_the_comparison(tmp_path, params):
     assert s["verdicts"]["knn_top1"]["pairs"][0]["verdict"] == "unresolved"
     assert s["comparison"]["knn_top1"][0]["p"] == pytest.approx(0.0577, abs=5e-4)  # t = 11/(1.41/√2), 1 dof
     assert "one training seed" in comparison_tex({**s, "seeds": [0]})
-    assert "$\\pm$" not in table_tex({**s, "heads": {"d": head_row({0: fake_metrics(0.7, 0.8)}, 32)}}).split("midrule")[1]
+    assert (
+        "$\\pm$" not in table_tex({**s, "heads": {"d": head_row({0: fake_metrics(0.7, 0.8)}, 32)}}).split("midrule")[1]
+    )
 
 
 def test_missing_seed_run_is_named(tmp_path, params):
@@ -89,9 +121,16 @@ def test_curve_figures_draw_the_spread_over_seeds(tmp_path, params):
         for seed in params["seeds"]:
             d = run_dir(tmp_path, head, seed)
             d.mkdir(parents=True)
-            (d / "knn_curve.csv").write_text("step,knn_top1\n" + "".join(f"{s},{0.1 * seed + s / 100}\n" for s in (5, 10)))
-            write_json(d / "metrics.json", {**fake_metrics(0.7, 0.8, coverage_50=0.3 + 0.1 * seed),
-                                            "gradient_share": {"predict_share_second_half": 0.01 * (seed + 1)}})
+            (d / "knn_curve.csv").write_text(
+                "step,knn_top1\n" + "".join(f"{s},{0.1 * seed + s / 100}\n" for s in (5, 10))
+            )
+            write_json(
+                d / "metrics.json",
+                {
+                    **fake_metrics(0.7, 0.8, coverage_50=0.3 + 0.1 * seed),
+                    "gradient_share": {"predict_share_second_half": 0.01 * (seed + 1)},
+                },
+            )
     ctx = FigureContext(params, tmp_path, tmp_path)
     import matplotlib
 
@@ -121,8 +160,13 @@ def test_each_seed_trains_its_own_run(tmp_path, params):
         assert main(["train", "--head", "deterministic", "--seed", seed, *common]) == 0
     import torch
 
-    a, b = (torch.load(run_dir(tmp_path / "r", "deterministic", s) / "checkpoint.pt", weights_only=True) for s in (0, 1))
+    a, b = (
+        torch.load(run_dir(tmp_path / "r", "deterministic", s) / "checkpoint.pt", weights_only=True) for s in (0, 1)
+    )
     assert a["config"]["seed"] == 0 and b["config"]["seed"] == 1
     assert a["model"].keys() == b["model"].keys()
-    assert not any(torch.equal(a["model"][k], b["model"][k]) for k in a["model"] if k.endswith("weight")
-                   and a["model"][k].numel() > 1 and a["model"][k].std() > 0)
+    assert not any(
+        torch.equal(a["model"][k], b["model"][k])
+        for k in a["model"]
+        if k.endswith("weight") and a["model"][k].numel() > 1 and a["model"][k].std() > 0
+    )

@@ -1,11 +1,19 @@
 """Verdicts of head pairs on constructed paired differences: a clear difference, a clear
 equivalence, an unresolved case (with the seeds that would resolve it), Holm's correction and the
 equivalence test's known answers."""
+
 import numpy as np
 import pytest
 from scipy import stats
 
-from vjepa.report.verdict import equivalence_pvalue, paired_t_pvalue, holm, pair_verdicts, seeds_to_resolve, verdict_file
+from vjepa.report.verdict import (
+    equivalence_pvalue,
+    holm,
+    pair_verdicts,
+    paired_t_pvalue,
+    seeds_to_resolve,
+    verdict_file,
+)
 
 
 def study(**diffs_to_base):
@@ -18,8 +26,9 @@ def study(**diffs_to_base):
 
 
 def test_a_clear_difference_an_equivalence_and_an_unresolved_pair():
-    per_seed = study(strong=[5.1, 4.9, 5.2, 4.8, 5.0], same=[0.1, -0.1, 0.05, -0.05, 0.0],
-                     noisy=[3.0, -2.0, 4.0, -1.0, 2.5])
+    per_seed = study(
+        strong=[5.1, 4.9, 5.2, 4.8, 5.0], same=[0.1, -0.1, 0.05, -0.05, 0.0], noisy=[3.0, -2.0, 4.0, -1.0, 2.5]
+    )
     pairs = {(p["a"], p["b"]): p for p in pair_verdicts(per_seed)}
     assert len(pairs) == 6
     strong = pairs[("base", "strong")]
@@ -78,10 +87,24 @@ def test_one_seed_gives_unresolved_without_p_values_and_the_file_layout():
 def test_scores_against_quality_known_correlations():
     from vjepa.report.verdict import scores_against_quality
 
-    runs = [{"head": h, "knn_top1": k, "head_metrics": {"energy_score_per_dim": e, "coverage_50": 0.5, "coverage_90": c,
-                                                          **({"nll_per_dim": n} if n is not None else {})}}
-            for h, k, e, c, n in (("mdn", 0.1, 0.9, 0.9, 1.0), ("flow", 0.2, 0.8, 0.8, 0.5),
-                                  ("rnade", 0.3, 0.7, 0.7, 0.2), ("diffusion", 0.4, 0.6, 0.6, None))]
+    runs = [
+        {
+            "head": h,
+            "knn_top1": k,
+            "head_metrics": {
+                "energy_score_per_dim": e,
+                "coverage_50": 0.5,
+                "coverage_90": c,
+                **({"nll_per_dim": n} if n is not None else {}),
+            },
+        }
+        for h, k, e, c, n in (
+            ("mdn", 0.1, 0.9, 0.9, 1.0),
+            ("flow", 0.2, 0.8, 0.8, 0.5),
+            ("rnade", 0.3, 0.7, 0.7, 0.2),
+            ("diffusion", 0.4, 0.6, 0.6, None),
+        )
+    ]
     out = scores_against_quality(runs)["scores"]
     assert out["energy_score_per_dim"]["spearman"] == pytest.approx(-1.0)  # lower score, better kNN: goes with it
     assert out["coverage_error"]["spearman"] == pytest.approx(1.0)  # coverage drifts from 0.9 as kNN rises

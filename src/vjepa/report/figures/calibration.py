@@ -1,6 +1,7 @@
 """Calibration of every head's predicted distributions on held-out tokens: PIT histograms (flat
 for a calibrated head: ∪-shaped when too narrow, ∩-shaped when too wide) and interval coverage
 against the nominal level. Read from each run's metrics.json, averaged over seeds."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ def head_scores(ctx, head: str) -> dict:
         if "pit_histogram" not in hm:
             raise DataError(f"'{path}' has no distribution scores; rerun `vjepa evaluate --head {head}`")
         runs.append(hm)
-    return {"pit": np.mean([r["pit_histogram"] for r in runs], axis=0),
-            "coverage": {level: float(np.mean([r[f"coverage_{level}"] for r in runs])) for level in (50, 90)}}
+    return {
+        "pit": np.mean([r["pit_histogram"] for r in runs], axis=0),
+        "coverage": {level: float(np.mean([r[f"coverage_{level}"] for r in runs])) for level in (50, 90)},
+    }
 
 
 def plot(ctx):
@@ -42,14 +45,19 @@ def plot(ctx):
         ax.set_ylabel("density")
     ax = axes.flat[len(scores)]
     for head, s in scores.items():
-        ax.plot([0, 50, 90, 100], [0, 100 * s["coverage"][50], 100 * s["coverage"][90], 100], "o-",
-                markersize=4, label=name(head))
+        ax.plot(
+            [0, 50, 90, 100],
+            [0, 100 * s["coverage"][50], 100 * s["coverage"][90], 100],
+            "o-",
+            markersize=4,
+            label=name(head),
+        )
     ax.plot([0, 100], [0, 100], "k--", linewidth=1)
     ax.set_xlabel("nominal interval (%)")
     ax.set_ylabel("coverage (%)")
     ax.set_title("interval coverage", fontsize=10)
     ax.legend(fontsize=7)
-    for extra in list(axes.flat)[len(scores) + 1:]:
+    for extra in list(axes.flat)[len(scores) + 1 :]:
         extra.axis("off")
     fig.tight_layout()
     return fig

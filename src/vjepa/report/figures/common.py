@@ -1,4 +1,5 @@
 """Small helpers shared by the figures: PCA, the heads' display names, loading samples."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,7 @@ def mean_and_band(ax, curves: list[tuple[list[int], list[float]]], style: str = 
     common = sorted(set(curves[0][0]).intersection(*(set(s) for s, _ in curves[1:])))
     values = np.array([[dict(zip(s, v))[step] for step in common] for s, v in curves])
     mean = values.mean(0)
-    line, = ax.plot(common, mean, style, **kw)
+    (line,) = ax.plot(common, mean, style, **kw)
     if len(curves) > 1:
         ax.fill_between(common, values.min(0), values.max(0), color=line.get_color(), alpha=0.12, linewidth=0)
     return (common, mean), line

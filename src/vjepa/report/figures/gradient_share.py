@@ -1,5 +1,6 @@
 """kNN top-1 against the masked-token loss's share of the encoder's gradient: every head, every seed
 as one point (the share is the run's mean over the second half of training, `vjepa.model.gradient_share`)."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ def points(ctx, head: str) -> list[tuple[float, float]]:
         m = json.loads(path.read_text())
         share = (m.get("gradient_share") or {}).get("predict_share_second_half")
         if share is None:
-            raise DataError(f"'{path}' has no gradient_share; retrain this head (the measurement is newer than "
-                            "the run)")
+            raise DataError(
+                f"'{path}' has no gradient_share; retrain this head (the measurement is newer than the run)"
+            )
         out.append((100 * share, 100 * m["knn_top1"]))
     return out
 

@@ -1,5 +1,6 @@
 """Figure 3: validation kNN top-1 over training for every head (mean over seeds, min..max band),
 final means annotated."""
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,15 @@ def plot(ctx):
         curves = [curve(run / "knn_curve.csv") for run in ctx.run_dirs(head)]
         (steps, top1), line = mean_and_band(ax, curves, "o-", markersize=3, label=name(head))
         if line is not None:
-            ax.annotate(f"{top1[-1]:.1f}", (steps[-1], top1[-1]), textcoords="offset points", xytext=(4, 0),
-                        fontsize=8, color=line.get_color(), va="center")
+            ax.annotate(
+                f"{top1[-1]:.1f}",
+                (steps[-1], top1[-1]),
+                textcoords="offset points",
+                xytext=(4, 0),
+                fontsize=8,
+                color=line.get_color(),
+                va="center",
+            )
     ax.set_xlabel("step")
     ax.set_ylabel("validation kNN top-1 (%)")
     ax.legend(fontsize=8)

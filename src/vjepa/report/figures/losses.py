@@ -1,5 +1,6 @@
 """Figure 1: training and validation loss of every head, read from its runs' TensorBoard events
 (mean over seeds, min..max band)."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -33,7 +34,7 @@ def plot(ctx):
         ax.set_xlabel("step")
         ax.set_ylabel("head loss")
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(ctx.heads):]:
+    for ax in list(axes.flat)[len(ctx.heads) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig

@@ -1,5 +1,6 @@
 """The masking ablation: kNN and linear-probe top-1 of the frozen encoder over the sweep's target
 block area (rows) and number of blocks (columns), one heat map each, values annotated."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ def plot(ctx):
         values = grids[key]
         im = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
         for (i, j), v in np.ndenumerate(values):
-            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=9,
-                    color="white" if v < np.nanmean(values) else "black")
+            ax.text(
+                j,
+                i,
+                f"{v:.1f}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if v < np.nanmean(values) else "black",
+            )
         ax.set_xticks(range(len(blocks)), [str(b) for b in blocks])
         ax.set_yticks(range(len(areas)), [f"{a:g}" for a in areas])
         ax.set_xlabel("target blocks")
@@ -37,7 +45,8 @@ def plot(ctx):
         ax.set_title(title, fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     head, steps = ctx.params["ablation"]["head"], ctx.params["ablation"]["steps"]
-    fig.suptitle(f"masking ablation: {name(head)} head, {steps} steps per point (area: fraction of the image)",
-                 fontsize=10)
+    fig.suptitle(
+        f"masking ablation: {name(head)} head, {steps} steps per point (area: fraction of the image)", fontsize=10
+    )
     fig.tight_layout()
     return fig

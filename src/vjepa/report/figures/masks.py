@@ -1,4 +1,5 @@
 """Figure 6: the multi-block masking policy drawn on real validation images."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

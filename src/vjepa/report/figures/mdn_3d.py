@@ -1,4 +1,5 @@
 """Figure 5: the MDN samples of one token in an isometric 3-D PCA view."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

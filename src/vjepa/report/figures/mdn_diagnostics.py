@@ -1,4 +1,5 @@
 """MDN diagnostics (the paper's TensorBoard panels): mixture entropy, weights and σ."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

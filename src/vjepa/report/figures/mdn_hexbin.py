@@ -1,4 +1,5 @@
 """Figure 4: many MDN samples of one target token, 2-D PCA hexbin density."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

@@ -1,4 +1,5 @@
 """Figure 2: MDN component means, samples and teacher targets of one validation batch in 2-D PCA."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
