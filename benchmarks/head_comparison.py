@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from trunk_sweep import ROOT, set_args, vjepa
+from trunk_sweep import ROOT, common_args, vjepa
 
 # `--trunk paper`: the paper's I-JEPA trunk (profiles/paper.yaml's), whatever the params file says.
 PAPER_TRUNK = {
@@ -148,17 +148,7 @@ def main(argv=None) -> int:
 
     heads = args.heads or load_params(args.params)["heads"]
     values = {"heads": heads, "seeds": args.seeds, **(PAPER_TRUNK if args.trunk == "paper" else {})}
-    common = [
-        "--params",
-        str(args.params),
-        "--data-dir",
-        str(args.data_dir),
-        "--results-dir",
-        str(args.out),
-        "--threads",
-        str(args.threads),
-        *set_args(values),
-    ]
+    common = common_args(args.params, args.data_dir, args.out, args.threads, values)
     for item in args.set:
         common += ["--set", item]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,13 @@ def set_args(values: dict) -> list[str]:
     return out
 
 
+def common_args(params, data_dir, results_dir, threads: int, values: dict) -> list[str]:
+    """The arguments every `vjepa` stage of one study shares: its params, data, results folder, threads
+    and the study's overrides."""
+    args = ["--params", str(params), "--data-dir", str(data_dir), "--results-dir", str(results_dir)]
+    return [*args, "--threads", str(threads), *set_args(values)]
+
+
 def vjepa(args: list[str], log) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
@@ -117,17 +124,7 @@ def run_one(name: str, values: dict, seed: int, args, threads: int) -> dict:
     row = finished(folder, values, args, threads)
     if row is not None:
         return row
-    common = [
-        "--params",
-        str(args.params),
-        "--data-dir",
-        str(args.data_dir),
-        "--results-dir",
-        str(folder),
-        "--threads",
-        str(threads),
-        *set_args(values),
-    ]
+    common = common_args(args.params, args.data_dir, folder, threads, values)
     head = ["--head", args.head, "--seed", str(seed)]
     with open(folder / "log.txt", "w") as log:
         t0 = time.perf_counter()
