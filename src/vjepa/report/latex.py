@@ -89,7 +89,8 @@ def trunk_tex(params: dict, sweeps_dir: Path = SWEEPS_DIR, studies_dir: Path = S
     ]
     photometric = ", ".join(p for p in photometric if p) or "none beyond crops and flips"
     lines = [
-        f"The trunk of this run: {tex_escape(describe(cfg.trunk))}. Augmentation of each view: random "
+        f"\\newcommand{{\\TrunkOfRun}}{{{tex_escape(describe(cfg.trunk))}}}",  # Table I's caption quotes it
+        "The trunk of this run: \\TrunkOfRun. Augmentation of each view: random "
         f"resized crops (area {a.crop_scale[0]:g}--{a.crop_scale[1]:g})"
         + (", horizontal flips" if a.hflip else "")
         + f"; {photometric}.",

@@ -110,6 +110,10 @@ def head_row(runs: dict[int, dict], batch_size: int) -> dict:
         row[key], row[f"{key}_std"] = mean_std([r[key] for r in per_seed.values()])
     for key in HEAD_KEYS:
         row[key] = mean_std([(m.get("head_metrics") or {}).get(key) for m in runs.values()])[0]
+    # the masked-token loss's measured share of the encoder's gradient (None without a masked-token loss)
+    row["predict_share"] = mean_std(
+        [(m.get("gradient_share") or {}).get("predict_share_second_half") for m in runs.values()]
+    )[0]
     return row
 
 
@@ -189,6 +193,8 @@ def numbers_tex(summary: dict) -> str:
     define("\\NumTrain", summary["n_train"])
     define("\\NumVal", summary["n_val"])
     define("\\NumHeads", len(summary["heads"]))
+    shares = [f"{tex_name(h)} {100 * r['predict_share']:.1f}\\,\\%" for h, r in heads.items() if r.get("predict_share")]
+    define("\\GradientShares", ", ".join(shares) or "not recorded")
     return "\n".join(lines) + "\n"
 
 

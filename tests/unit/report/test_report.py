@@ -123,3 +123,4 @@ def test_trunk_section_prints_the_sweep_and_the_controls_with_their_shares(param
     params["trunk"].update(predict_share=0.5, target_view="other")
     text = trunk_tex(params, tmp_path / "sweeps", tmp_path / "studies")
     assert "held at 50\\% of the encoder's gradient" in text and "tokens of the next view of the image" in text
+    assert text.startswith(r"\newcommand{\TrunkOfRun}{4 views of each image") and "run: \\TrunkOfRun." in text

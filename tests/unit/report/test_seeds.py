@@ -9,7 +9,7 @@ import pytest
 from vjepa.cli import main
 from vjepa.core.io import run_dir, write_json
 from vjepa.report.figures import FigureContext, render
-from vjepa.report.summarize import comparison_tex, head_row, paired_comparison, summarize, table_tex
+from vjepa.report.summarize import comparison_tex, head_row, numbers_tex, paired_comparison, summarize, table_tex
 
 from conftest import tiny, write_params
 
@@ -48,6 +48,26 @@ def test_mean_and_sample_std_over_seeds():
     assert row["per_seed"][1]["knn_top1"] == 0.72 and row["seeds"] == [0, 1, 2]
     one = head_row({0: fake_metrics(0.7, 0.8)}, 32)
     assert one["knn_top1"] == 0.7 and one["knn_top1_std"] is None  # no spread from one seed
+
+
+def test_table_one_caption_quotes_each_heads_mean_gradient_share():
+    runs = {
+        s: fake_metrics(0.7, 0.8) | {"gradient_share": {"predict_share_second_half": v}}
+        for s, v in enumerate((0.02, 0.04))
+    }
+    row = head_row(runs, 32)
+    assert row["predict_share"] == pytest.approx(0.03)
+    assert head_row({0: fake_metrics(0.7, 0.8)}, 32)["predict_share"] is None  # no masked-token loss recorded
+    summary = {
+        "heads": {"deterministic": row, "mdn": head_row({0: fake_metrics(0.6, 0.7)}, 32)},
+        "reference": {"raw_pixels": {"top1": 0.9}, "random_init": {"top1": 0.5}},
+        "n_train": 10,
+        "n_val": 5,
+        "seeds": [0, 1],
+    }
+    assert r"\newcommand{\GradientShares}{Deterministic (I-JEPA) 3.0\,\%}" in numbers_tex(summary)
+    summary["heads"] = {"mdn": summary["heads"]["mdn"]}
+    assert r"\newcommand{\GradientShares}{not recorded}" in numbers_tex(summary)
 
 
 def test_paired_comparison_known_answers():
