@@ -365,9 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads < 1:
             print(f"vjepa: error: --threads {args.threads}: give a positive number of threads", file=sys.stderr)
             return 2
-        import torch
-
-        torch.set_num_threads(launch.rank_threads(args.threads))  # a rank's share of the job's threads
+        launch.limit_threads(launch.rank_threads(args.threads))  # a rank's share of the job's threads
     try:
         if args.command in GPU_COMMANDS and args.command != "train" and not launch.launched():
             claim_gpu()  # before CUDA starts: this job's own GPU when several are shared (train: its own count)

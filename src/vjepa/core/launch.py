@@ -105,6 +105,21 @@ def rank_threads(threads: int | None, environ=os.environ) -> int | None:
     return max(1, threads // int(environ["LOCAL_WORLD_SIZE"]))
 
 
+def limit_threads(n: int) -> None:
+    """Every thread pool of this process to `n` threads: PyTorch's, and the BLAS and OpenMP pools of
+    NumPy, SciPy and scikit-learn. Those take every core by default; beside the other jobs of a
+    pipeline they then spin against each other (a Gaussian-mixture fit of the distribution scores
+    ran ~20x slower so). The environment covers the libraries loaded from now on (PyTorch reads
+    OMP_NUM_THREADS), threadpoolctl those already loaded."""
+    from threadpoolctl import threadpool_limits
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    threadpool_limits(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 def environment(launch: dict, threads: int | None, environ=os.environ) -> dict:
     """The launcher's environment: OpenMP's threads set to each rank's share (torchrun would
     otherwise set 1 and warn)."""

@@ -11,7 +11,6 @@ import numpy as np
 from vjepa.core.config import resolve
 from vjepa.core.errors import DataError
 from vjepa.core.io import atomic_path, run_dir, write_json
-from vjepa.core.runtime import versions
 from vjepa.report.verdict import paired_t_pvalue, verdict_file
 
 DISPLAY_NAMES = {
@@ -71,6 +70,8 @@ def summarize(params: dict, results_dir: str | Path, out_json: str | Path, tex_d
             runs[seed] = _read(path, f"run `vjepa evaluate --head {head} --seed {seed}` first")
         rows[head] = head_row(runs, resolve(params, head).train.batch_size)
     ref = _read(results_dir / "reference" / "metrics.json", "run `vjepa reference` first")
+    from vjepa.core.runtime import versions  # here: it loads PyTorch, and the figures import this module
+
     summary = {
         "data": params["data"]["source"],
         "seeds": list(params["seeds"]),

@@ -15,7 +15,9 @@ seed s, in percentage points. The verdict of a against b:
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+
+# scipy.stats is imported where it is used: it takes seconds to load, and every figure imports this
+# module through the summary's names.
 
 MAX_SEEDS = 100
 
@@ -26,6 +28,8 @@ def paired_t_pvalue(diffs: np.ndarray) -> float:
     mean, sd = float(diffs.mean()), float(diffs.std(ddof=1))
     if sd <= 1e-9 * max(1.0, abs(mean)):
         return float(abs(mean) <= 1e-12)
+    from scipy import stats
+
     t = mean / (sd / np.sqrt(len(diffs)))
     return float(2 * stats.t.sf(abs(t), len(diffs) - 1))
 
@@ -37,6 +41,8 @@ def equivalence_pvalue(diffs: np.ndarray, margin: float) -> float:
     sd = float(diffs.std(ddof=1))
     if sd <= 1e-9 * max(1.0, abs(mean)):
         return float(abs(mean) >= margin)
+    from scipy import stats
+
     se = sd / np.sqrt(n)
     lower = stats.t.sf((mean + margin) / se, n - 1)  # H0: mean <= -margin
     upper = stats.t.cdf((mean - margin) / se, n - 1)  # H0: mean >= +margin
@@ -149,6 +155,8 @@ def scores_against_quality(runs: list[dict], metric: str = "knn_top1") -> dict:
     each: heads × seeds), the Spearman correlation between each score of `SCORES` and `metric`, with
     the runs that have that score (NLL only for heads with an exact density). A score that goes with
     quality correlates negatively when lower is better."""
+    from scipy import stats
+
     out = {}
     for score, better in SCORES.items():
         pairs = []

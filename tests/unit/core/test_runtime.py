@@ -1,4 +1,4 @@
-"""Device set-up: CPU memory reuse, bf16 only on CUDA, explicit device requests."""
+"""Device set-up: CPU memory reuse, bf16 only on CUDA, explicit device requests, thread pools."""
 
 import platform
 import sys
@@ -8,6 +8,8 @@ import torch
 
 from vjepa.core.errors import ConfigError
 from vjepa.core.runtime import autocast, keep_freed_memory, pick_device
+
+from project import ROOT
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
@@ -24,3 +26,23 @@ def test_no_autocast_on_cpu():
 def test_absent_cuda_is_refused():
     with pytest.raises(ConfigError, match="train.device = 'cuda'"):
         pick_device("cuda")
+
+
+def test_threads_option_bounds_every_thread_pool_also_those_loaded_later(tmp_path):
+    """`--threads 1` holds PyTorch, NumPy's BLAS (loaded before the option is read) and SciPy's and
+    scikit-learn's pools (loaded after) to one thread: a pool left at every core spins against the
+    pipeline's other jobs."""
+    import json
+    import subprocess
+
+    code = (
+        "import json, sys; from vjepa.cli import main\n"
+        "assert main(['check-params', '--threads', '1']) == 0\n"
+        "import torch, scipy.linalg, sklearn.mixture; from threadpoolctl import threadpool_info\n"
+        "pools = [(i['internal_api'], i['num_threads']) for i in threadpool_info()]\n"
+        "print(json.dumps([torch.get_num_threads(), pools]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    torch_threads, pools = json.loads(done.stdout.splitlines()[-1])
+    assert torch_threads == 1 and len(pools) >= 2, pools
+    assert all(n == 1 for _, n in pools), pools
