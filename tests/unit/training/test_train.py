@@ -83,7 +83,8 @@ def test_short_training_beats_the_random_initialisation(tmp_path, params, digits
         patch_size=4, embed_dim=64, depth=2, num_heads=4, pred_dim=32, pred_depth=1, pred_num_heads=2
     )
     params["mask"].update(num_targets=2, min_context=4)
-    params["train"].update(steps=150, batch_size=64, warmup_steps=10, log_every=50, eval_every=0, ckpt_every=1000)
+    params["train"].update(steps=100, batch_size=64, warmup_steps=10, log_every=50, eval_every=0, ckpt_every=1000)
+    params["trunk"]["global_views"] = 2  # kNN 0.78 against 0.39 untrained (4 views x 150 steps: 0.85, 3x the time)
     cfg = resolve(params, "deterministic")
     out = tmp_path / "run"
     train(cfg, data, out, progress=False)
