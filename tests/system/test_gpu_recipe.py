@@ -163,6 +163,32 @@ def test_a_head_out_of_gpu_memory_is_skipped_in_one_line_and_the_table_says_so(t
     )
 
 
+def test_every_training_is_charged_the_cold_start_of_its_own_process(tmp_path):
+    """The first head is timed once for one step and not kept (the study's process pays its one-time
+    costs there); every head's command start-up is then the measured command's, plus its cold setup
+    (5.0 s in a fresh process) over the same head's warm one (0.5 s)."""
+    study = _study(tmp_path)
+    calls = []
+
+    def time_one(study, head, device, steps):
+        calls.append((head, steps))
+        setup = 3.0 if len(calls) == 1 else 0.5 if head == "deterministic" else 0.6
+        return {"setup_s": setup, "seconds_per_step": 0.1, "batch_size": 16, "steps": 4}
+
+    commands = {
+        "train_overhead_s": 1.0,
+        "train_setup_s": 5.0,
+        "embed_s": 1.0,
+        "evaluate_s": 2.0,
+        "measured_on": "deterministic",
+        "heads": {h: 0.5 for h in HEADS},
+    }
+    timing = gpu_study.time_heads(study, "cpu", 2, time_one=time_one, time_eval=lambda *a: commands)
+    assert calls[:2] == [("deterministic", 1), ("deterministic", 2)] and len(calls) == len(HEADS) + 1
+    assert timing["heads"]["deterministic"]["setup_s"] == 0.5  # the warm row is kept
+    assert all(r["command_s"] == pytest.approx(1.0 + 4.5) for r in timing["heads"].values())
+
+
 def test_the_deadline_counts_from_the_commands_start(tmp_path, monkeypatch):
     monkeypatch.setenv(gpu_study.STARTED_ENV, str(time.time() - 100.0))
     already = gpu_study.seconds_since_start()

@@ -342,7 +342,12 @@ def timing_params(params: dict, steps: int) -> dict:
 
 def time_heads(study: Study, device_name: str, steps: int, time_one=None, time_eval=None) -> dict:
     """Per head, its timing run (`time_head`); a head that runs out of GPU memory is skipped with one line
-    (its row says so). Then the first head's real commands, each in its own process (`time_commands`)."""
+    (its row says so). Then the first head's real commands, each in its own process (`time_commands`).
+
+    The first head is timed twice, the first time for one step and not kept: this process pays once the
+    costs of a first training (imports, first allocations), so every kept row's setup is a warm one. Each
+    training runs in a process of its own and pays them again: that is charged to every head as the
+    measured command's setup over the same head's warm setup."""
     import torch
 
     from vjepa.core.runtime import pick_device
@@ -357,6 +362,8 @@ def time_heads(study: Study, device_name: str, steps: int, time_one=None, time_e
                 f"the plan needs more time than the deadline leaves (it passed before timing {head}); raise --deadline"
             )
         try:
+            if not any("skipped" not in r for r in rows.values()):
+                time_one(study, head, device, 1)  # the warm-up, not kept
             rows[head] = time_one(study, head, device, steps)
         except torch.cuda.OutOfMemoryError:
             rows[head] = {
@@ -369,10 +376,12 @@ def time_heads(study: Study, device_name: str, steps: int, time_one=None, time_e
                 torch.cuda.empty_cache()  # the trainings run in their own processes
     timed = [h for h, r in rows.items() if "skipped" not in r]
     commands = time_eval(study, timed, device) if timed else {}
+    first = commands.get("measured_on")
+    cold = max(0.0, commands.get("train_setup_s", 0.0) - rows[first].get("setup_s", 0.0)) if timed else 0.0
     for head in timed:  # every head's evaluation: the first one's, with its own held-out scoring instead
-        scoring = commands["heads"][head] - commands["heads"][commands["measured_on"]]
+        scoring = commands["heads"][head] - commands["heads"][first]
         rows[head].update(
-            command_s=commands["train_overhead_s"],
+            command_s=commands["train_overhead_s"] + cold,
             embed_seconds=commands["embed_s"],
             eval_command_s=commands["embed_s"] + commands["evaluate_s"] + scoring,
         )
@@ -495,7 +504,8 @@ def time_commands(study: Study, heads: list[str], device) -> dict:
             results,
             {"VJEPA_TRAIN_LAPS": str(laps_file)} if name == "train" else {},
         )
-    loop = sum(s for _, s in json.loads(laps_file.read_text()))
+    laps = json.loads(laps_file.read_text())
+    loop = sum(s for _, s in laps)
     scoring = {}
     for h in heads:
         start = time.perf_counter()
@@ -508,6 +518,7 @@ def time_commands(study: Study, heads: list[str], device) -> dict:
         scoring[h] = time.perf_counter() - start
     return {
         "train_overhead_s": seconds["train"] - loop,
+        "train_setup_s": sum(s for name, s in laps if name == "setup"),  # in a fresh process
         "embed_s": seconds["embed"],
         "evaluate_s": seconds["evaluate"],
         "heads": scoring,
