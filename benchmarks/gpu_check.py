@@ -40,7 +40,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(
         f"{name}: measured {'bf16' if device.type == 'cuda' else 'fp32'} matmul peak "
-        f"{peak / 1e12:.1f} TFLOP/s; paper-sized model, batch {args.batch}",
+        f"{peak / 1e12:.3g} TFLOP/s; paper-sized model, batch {args.batch}",
         flush=True,
     )
     rows = {}

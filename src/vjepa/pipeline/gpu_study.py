@@ -673,7 +673,7 @@ def markdown(record: dict) -> str:
     lines += [
         "",
         f"MFU against this device's measured {record['timing']['peak_dtype']} matmul peak, "
-        f"{record['timing']['peak_tflops']:.1f} TFLOP/s."
+        f"{record['timing']['peak_tflops']:.3g} TFLOP/s."
         if record.get("timing")
         else "",
         "",
