@@ -32,14 +32,14 @@ from common import ROOT, config, sized_params, write_json
 def worker(args) -> None:
     import torch
 
-    from vjepa.core import distributed
+    from vjepa.core import distributed, launch
     from vjepa.eval.embed import extract_features, extract_features_across_ranks
     from vjepa.model.jepa import JEPA
     from vjepa.model.masks import MultiBlockMaskSampler
     from vjepa.training.batch import BatchStream, make_batch, seed_step
     from vjepa.training.train import TrainingData, data_parallel, make_optimizer, training_step
 
-    torch.set_num_threads(max(1, args.threads // int(os.environ["LOCAL_WORLD_SIZE"])))
+    launch.limit_threads(launch.rank_threads(args.threads))
     overrides = {"train__batch_size": args.batch, "train__device": args.device}
     cfg = config(sized_params(args.params, args.size), args.head, **overrides)
     world = distributed.start(args.device, "auto")

@@ -15,6 +15,7 @@ import torch
 
 from common import ROOT, config, write_json
 
+from vjepa.core import launch
 from vjepa.core.config import load_params
 from vjepa.model.jepa import JEPA
 from vjepa.model.masks import MultiBlockMaskSampler
@@ -29,7 +30,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    launch.limit_threads(args.threads)
     cfg = config(load_params(args.params), "deterministic")
     model = JEPA(cfg)
     opt = make_optimizer(model, cfg.train.weight_decay, cfg.train.lr, torch.device("cpu"))

@@ -21,6 +21,7 @@ import torch
 
 from knn import features  # also puts src/ on the path (via common)
 
+from vjepa.core import launch
 from vjepa.eval.probe import linear_probe
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     p.add_argument("--out")
     args = p.parse_args()
 
-    torch.set_num_threads(args.threads)
+    launch.limit_threads(args.threads)
     xt, yt, xv, yv = features(args.n_train, args.n_val, args.dim, args.classes)
     kw = dict(num_classes=args.classes, steps=args.steps, weight_decay=args.weight_decay)
     linear_probe(xt[:256], yt[:256], xv[:64], yv[:64], **{**kw, "steps": 2})  # warm-up, untimed

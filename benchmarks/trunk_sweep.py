@@ -86,11 +86,11 @@ def feature_diagnostics(embeddings: Path, num_classes: int, threads: int) -> dic
     from types import SimpleNamespace
 
     import numpy as np
-    import torch
 
+    from vjepa.core import launch
     from vjepa.eval.evaluate import feature_spread
 
-    torch.set_num_threads(threads)
+    launch.limit_threads(threads)  # the spread's SVD and whitening run in NumPy's BLAS
     with np.load(embeddings) as f:
         tr, va, ytr, yva = (f[k] for k in ("train_features", "val_features", "train_labels", "val_labels"))
     cfg = SimpleNamespace(
