@@ -362,7 +362,7 @@ def time_heads(study: Study, device_name: str, steps: int, time_one=None, time_e
                 f"the plan needs more time than the deadline leaves (it passed before timing {head}); raise --deadline"
             )
         try:
-            if not any("skipped" not in r for r in rows.values()):
+            if all("skipped" in r for r in rows.values()):  # no head timed yet
                 time_one(study, head, device, 1)  # the warm-up, not kept
             rows[head] = time_one(study, head, device, steps)
         except torch.cuda.OutOfMemoryError:
