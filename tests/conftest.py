@@ -18,6 +18,19 @@ def pytest_configure(config):
         launch.limit_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first. With `-n auto` the workers take one test at a time
+    (`--maxschedchunk=1` in pyproject.toml), so the long ones start at once and the short ones fill in
+    around them, instead of a long test starting late and running alone at the end. A slow test's
+    rough cost is its marker's `seconds` (10 when not given); the sort keeps collection order otherwise."""
+
+    def seconds(item) -> float:
+        slow = item.get_closest_marker("slow")
+        return 0 if slow is None else slow.kwargs.get("seconds", 10)
+
+    items.sort(key=seconds, reverse=True)
+
+
 @pytest.fixture(scope="session")
 def default_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())

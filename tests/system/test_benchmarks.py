@@ -128,7 +128,7 @@ def run_script(script: str, *args) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_trunk_sweep_trains_each_setting_once_and_writes_the_table(tmp_path, digits_dir):
     settings = tmp_path / "settings.yaml"
     settings.write_text(SWEEP_SETTINGS)
@@ -168,7 +168,7 @@ def test_trunk_sweep_trains_each_setting_once_and_writes_the_table(tmp_path, dig
     assert again["two-views"]["set"]["trunk.invariance_weight"] == 1.0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_path, digits_dir):
     out = tmp_path / "study"
     run_script(
@@ -222,7 +222,7 @@ def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_pa
     assert scores["nll_per_dim"]["heads"] == ["mdn"] and scores["energy_score_per_dim"]["runs"] == 4
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 def test_ddp_benchmark_runs_both_world_sizes_on_one_global_batch(tmp_path):
     out = tmp_path / "ddp.json"
     proc = subprocess.run(

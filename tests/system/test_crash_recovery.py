@@ -42,7 +42,7 @@ def accuracies(root: Path) -> dict:
     return out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=170)
 def test_a_killed_main_job_resumes_with_the_documented_command(tmp_path):
     root = small_project(tmp_path / "killed")
     env = {

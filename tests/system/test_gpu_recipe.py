@@ -6,8 +6,10 @@ snapshots that stay small at the study's size."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -40,7 +42,7 @@ def recipe(*args, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=180)
 def test_the_recipe_stages_two_pieces_runs_the_study_under_out_and_lands_the_table(tmp_path):
     tin = tmp_path / "tin"  # as Tiny ImageNet-100 comes: two train shards and valid.parquet
     tin.mkdir()
@@ -66,6 +68,7 @@ def test_the_recipe_stages_two_pieces_runs_the_study_under_out_and_lands_the_tab
     assert done.stdout.splitlines()[1].startswith("preflight: python ")  # after the line of piece 2 received
     record = json.loads((out / "table1.json").read_text())
     assert record["complete"] and list(record["table"]["heads"]) == HEADS and record["deadline_s"] == 540
+    check_table_one(done.stdout, record, out, tmp_path / "work")
     assert {p.name for p in out.iterdir()} == {"table1.md", "table1.json", "params.yaml", "logs", "README.md"}
     assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 2**20  # what comes back is small
     assert (tmp_path / "work" / "data" / "processed" / "train.npz").is_file()  # the bulk stayed outside $OUT
@@ -80,6 +83,63 @@ def test_the_recipe_stages_two_pieces_runs_the_study_under_out_and_lands_the_tab
         landed.parent == tmp_path / "results" / "gpu"
         and (landed / "table1.md").read_text() == (out / "table1.md").read_text()
     )
+    check_report_section(out, record, tmp_path / "another-checkout" / "results" / "gpu")
+
+
+def check_table_one(stdout: str, record: dict, out: Path, work: Path) -> None:
+    """The study's record: Table I with every head and both floors, throughput, the paper's numbers
+    beside ours, every stage timed, and the Markdown table."""
+    assert "plan (deadline 540 s" in stdout  # printed before the trainings start
+    assert stdout.index("plan (deadline") < stdout.index("train-deterministic")
+    for head, row in record["table"]["heads"].items():
+        assert row["finished"] and 0 <= row["knn_top1"] <= 1 and 0 <= row["probe_top1"] <= 1, head
+        assert row["step"] == 4  # the smoke profile's budget: --fit left it whole
+        speed = row["throughput"]
+        assert speed["images_per_s"] > 0 and 0 < speed["mfu"] < 1 and speed["flops_per_step"] > 0, head
+        assert record["plan"]["heads"][head]["images"] == 4 * 16
+        assert (work / "results" / "heads" / head / "seed0" / "metrics.json").is_file()
+    assert record["table"]["heads"]["diffusion"]["paper_knn_top1"] == 22.36
+    assert record["table"]["heads"]["flow_matching"]["paper_knn_top1"] is None
+    assert set(record["table"]["floors"]) == {"raw_pixels", "random_init"}
+    stages = {s["stage"]: s for s in record["stages"]}
+    assert {
+        "prepare",
+        "stats",
+        "reference",
+        "plan (timed steps)",
+        *(f"{c}-{h}" for h in HEADS for c in ("train", "embed", "evaluate")),
+    } <= set(stages)
+    assert all(s["status"] == "ok" and s["seconds"] >= 0 for s in record["stages"])
+    assert record["wall_s"] < 540 and record["torch"] and record["device"]
+    md = (out / "table1.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0].lstrip("| ") for r in rows[1:9]] == [
+        *HEADS,
+        "raw pixels (floor)",
+        "untrained encoder (floor)",
+    ]
+    knn = f"{100 * record['table']['heads']['mdn']['knn_top1']:.2f}"
+    assert f"| mdn | {knn} |" in md and "| train-flow |" in md
+
+
+def check_report_section(out: Path, record: dict, results: Path) -> None:
+    """A record under results/gpu/DATE-DEVICE/ named from CUDA's device name, and the report's section
+    from it."""
+    from vjepa.report.latex import gpu_tex
+
+    assert "no GPU study recorded" in gpu_tex(results)
+    assert record["device"] == (platform.processor() or "cpu")  # on a CPU, the processor's name
+    gpu = {**record, "device": "NVIDIA H100 80GB HBM3"}  # the name CUDA gives an H100
+    dest = gpu_study.record_in_results(out, gpu, results)
+    assert dest == results / f"{datetime.date.fromisoformat(record['date'])}-nvidia-h100-80gb-hbm3"
+    assert (dest / "README.md").is_file()
+    assert {p.name for p in dest.iterdir()} == {"table1.md", "table1.json", "params.yaml", "logs", "README.md"}
+    assert record["command"] in (dest / "README.md").read_text()
+    tex = gpu_tex(results)
+    assert tex.startswith("\\section{The paper-sized study on one GPU}") and f"results/gpu/{dest.name}" in tex
+    knn = f"{100 * record['table']['heads']['mdn']['knn_top1']:.2f}"
+    assert f"Mixture density network & {knn} &" in tex and "22.36" in tex and "Raw pixels (floor)" in tex
+    assert gpu_study.record_in_results(out, gpu, results).name == f"{dest.name}-2"  # a second one that day
 
 
 def test_the_plan_charges_every_part_of_the_real_loop_as_often_as_the_study_runs_it():

@@ -1,13 +1,10 @@
-"""scripts/gpu_study.sh, the paper-sized study for one GPU, run end to end on a CPU at the smoke
-profile's size (--device cpu --tiny), so that it cannot rot while no GPU is around; its refusals
-and its deadline."""
+"""scripts/gpu_study.sh, the paper-sized study for one GPU: its refusals, its deadline and its plan's
+arithmetic. The study itself runs end to end on a CPU (--device cpu --tiny) through its recipe, in
+test_gpu_recipe.py, so that it cannot rot while no GPU is around."""
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -19,14 +16,12 @@ import pytest
 import yaml
 
 from vjepa.core.errors import DataError
-from vjepa.model.heads import HEADS as REGISTERED_HEADS
 from vjepa.pipeline import gpu_study
 
 from conftest import ROOT
 from images import hf_table as _hf_table
 
 SCRIPT = ROOT / "scripts" / "gpu_study.sh"
-HEADS = list(REGISTERED_HEADS)  # every head, in the registry's order
 
 
 def study(*args, check: bool = False) -> subprocess.CompletedProcess:
@@ -47,63 +42,7 @@ def tin(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.mark.slow
-def test_the_tiny_study_on_a_cpu_writes_table_one_throughput_and_stage_times(tin, tmp_path):
-    out = tmp_path / "study"
-    done = study("--data", tin, "--out", out, "--device", "cpu", "--tiny", check=True)
-    assert "plan (deadline 600 s" in done.stdout  # printed before the trainings start
-    assert done.stdout.index("plan (deadline") < done.stdout.index("train-deterministic")
-    record = json.loads((out / "table1.json").read_text())
-    assert record["complete"] and list(record["table"]["heads"]) == HEADS
-    for head, row in record["table"]["heads"].items():
-        assert row["finished"] and 0 <= row["knn_top1"] <= 1 and 0 <= row["probe_top1"] <= 1, head
-        assert row["step"] == 4  # the smoke profile's budget
-        speed = row["throughput"]
-        assert speed["images_per_s"] > 0 and 0 < speed["mfu"] < 1 and speed["flops_per_step"] > 0, head
-        assert record["plan"]["heads"][head]["images"] == 4 * 16
-        assert (out / "work" / "results" / "heads" / head / "seed0" / "metrics.json").is_file()  # --work: OUT/work
-    assert record["table"]["heads"]["diffusion"]["paper_knn_top1"] == 22.36
-    assert record["table"]["heads"]["flow_matching"]["paper_knn_top1"] is None
-    assert set(record["table"]["floors"]) == {"raw_pixels", "random_init"}
-    stages = {s["stage"]: s for s in record["stages"]}
-    assert {
-        "prepare",
-        "stats",
-        "reference",
-        "plan (timed steps)",
-        *(f"{c}-{h}" for h in HEADS for c in ("train", "embed", "evaluate")),
-    } <= set(stages)
-    assert all(s["status"] == "ok" and s["seconds"] >= 0 for s in record["stages"])
-    assert record["wall_s"] < 600 and record["torch"] and record["device"]
-    md = (out / "table1.md").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| ")]
-    assert [r.split(" | ")[0].lstrip("| ") for r in rows[1:9]] == [
-        *HEADS,
-        "raw pixels (floor)",
-        "untrained encoder (floor)",
-    ]
-    knn = f"{100 * record['table']['heads']['mdn']['knn_top1']:.2f}"
-    assert f"| mdn | {knn} |" in md and "| train-flow |" in md
-
-    # --record's copy under results/gpu/DATE-DEVICE/, and the report's section from it
-    from vjepa.report.latex import gpu_tex
-
-    results = tmp_path / "results" / "gpu"
-    assert "no GPU study recorded" in gpu_tex(results)
-    assert record["device"] == (platform.processor() or "cpu")  # on a CPU, the processor's name
-    gpu = {**record, "device": "NVIDIA H100 80GB HBM3"}  # the name CUDA gives an H100
-    dest = gpu_study.record_in_results(out, gpu, results)
-    assert dest == results / f"{datetime.date.fromisoformat(record['date'])}-nvidia-h100-80gb-hbm3"
-    assert (dest / "README.md").is_file()
-    assert {p.name for p in dest.iterdir()} == {"table1.md", "table1.json", "params.yaml", "logs", "README.md"}
-    assert record["command"] in (dest / "README.md").read_text()
-    tex = gpu_tex(results)
-    assert tex.startswith("\\section{The paper-sized study on one GPU}") and f"results/gpu/{dest.name}" in tex
-    assert f"Mixture density network & {knn} &" in tex and "22.36" in tex and "Raw pixels (floor)" in tex
-    assert gpu_study.record_in_results(out, gpu, results).name == f"{dest.name}-2"  # a second one that day
-
-
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_a_plan_over_the_deadline_is_refused_in_one_line_before_any_training(tin, tmp_path):
     """A million steps cannot fit 300 s: once prepare, stats, reference and the timed steps have run
     (about 20 s), the plan is printed and refused in one line, and no training starts."""
@@ -133,6 +72,7 @@ def test_a_plan_over_the_deadline_is_refused_in_one_line_before_any_training(tin
     assert refusal and int(refusal[1]) > 300 > int(refusal[2]) > 0, last[0]
     assert "plan (deadline 300 s" in done.stdout and "deterministic  1000000" in done.stdout
     assert not list((tmp_path / "late" / "logs").glob("train-*.log"))
+    assert (tmp_path / "late" / "work" / "data" / "processed" / "train.npz").is_file()  # --work: OUT/work
 
 
 def test_missing_pieces_and_a_missing_gpu_are_one_line_errors(tin, tmp_path):

@@ -30,7 +30,7 @@ def setup(tmp_path_factory, default_params):
     )
     compute_stats(d / "data" / "processed" / "train.npz", d / "data" / "stats.json")
     params = tiny(copy.deepcopy(default_params))
-    params["train"].update(steps=300, ckpt_every=7, log_every=5, eval_every=150)
+    params["train"].update(steps=100, ckpt_every=7, log_every=5, eval_every=50)
     params_file = write_params(d / "params.yaml", params)
     reference = d / "reference"
     assert run_train(params_file, d / "data", reference).wait(timeout=300) == 0
@@ -100,7 +100,7 @@ def test_killed_training_resumes_to_the_same_result(setup, tmp_path, sig):
     proc = run_train(params_file, d / "data", tmp_path)
     wait_for(head_dir / "resume.pt", proc)  # step 7
     seven = wait_for_rewrite(head_dir / "resume.pt", proc)  # step 14: the time of 7 steps on this machine
-    time.sleep(random.uniform(0.0, 2 * seven))  # a random step about 14 to 28 of 300, at any machine's speed
+    time.sleep(random.uniform(0.0, 2 * seven))  # a random step about 14 to 28 of 100, at any machine's speed
     proc.send_signal(sig)
     code = proc.wait(timeout=60)
     out = proc.stdout.read()

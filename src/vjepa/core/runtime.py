@@ -1,10 +1,9 @@
-"""Device choice, mixed precision, seeding and the library versions recorded with results."""
+"""Device choice, mixed precision and seeding."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import platform
 import random
 import sys
 
@@ -64,20 +63,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def versions() -> dict[str, str]:
-    import sklearn
-
-    from vjepa import __version__
-
-    return {
-        "vjepa": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def progress_interval() -> float:

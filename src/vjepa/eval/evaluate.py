@@ -10,7 +10,7 @@ import numpy as np
 from vjepa.core.config import Config
 from vjepa.core.errors import DataError
 from vjepa.core.io import write_json
-from vjepa.core.runtime import versions
+from vjepa.core.versions import versions
 from vjepa.eval.knn import knn_accuracy
 from vjepa.eval.probe import linear_probe
 

@@ -14,7 +14,8 @@ import torch
 
 from vjepa.core.config import Config
 from vjepa.core.io import write_json
-from vjepa.core.runtime import pick_device, versions
+from vjepa.core.runtime import pick_device
+from vjepa.core.versions import versions
 from vjepa.data.augment import resize
 from vjepa.data.sources import load_data_stats, load_split
 from vjepa.eval.embed import extract_features, images_to_tensor

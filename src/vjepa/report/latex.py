@@ -22,7 +22,7 @@ from pathlib import Path
 from vjepa.core.config import resolve
 from vjepa.core.errors import VJepaError
 from vjepa.core.io import atomic_path, file_digest, run_dir
-from vjepa.core.runtime import versions
+from vjepa.core.versions import versions
 from vjepa.model.trunk import describe
 from vjepa.report.figures import FIGURES, figure_names
 from vjepa.report.summarize import DISPLAY_NAMES

@@ -70,7 +70,7 @@ def summarize(params: dict, results_dir: str | Path, out_json: str | Path, tex_d
             runs[seed] = _read(path, f"run `vjepa evaluate --head {head} --seed {seed}` first")
         rows[head] = head_row(runs, resolve(params, head).train.batch_size)
     ref = _read(results_dir / "reference" / "metrics.json", "run `vjepa reference` first")
-    from vjepa.core.runtime import versions  # here: it loads PyTorch, and the figures import this module
+    from vjepa.core.versions import versions
 
     summary = {
         "data": params["data"]["source"],

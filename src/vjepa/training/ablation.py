@@ -15,7 +15,7 @@ from vjepa.core import audit
 from vjepa.core.config import ablation_config, ablation_point_name, ablation_points
 from vjepa.core.errors import ConfigError
 from vjepa.core.io import exclusive_use, write_json
-from vjepa.core.runtime import versions
+from vjepa.core.versions import versions
 from vjepa.eval.embed import embed
 from vjepa.eval.evaluate import feature_accuracy, load_embeddings
 

@@ -64,12 +64,29 @@ def test_command_line_refuses(tmp_path, capsys, key, value, expected):
     assert not (tmp_path / "data").exists()
 
 
+# One case of each kind of check. Snakemake refuses through the same `load_params` that
+# test_command_line_refuses holds to every case, so each kind through Snakemake shows the whole path.
+SNAKEMAKE_CASES = [
+    c
+    for c in CASES
+    if c[0]
+    in {
+        "train.lr",  # a schema range
+        "train.colour",  # an unknown key
+        "model.num_heads",  # a cross-key check
+        "train.batch_size",  # a check against the data
+        "ablation.num_targets",  # a point of the ablation's grid
+    }
+]
+
+
 @pytest.mark.slow
-def test_snakemake_refuses_each_before_any_job(tmp_path):
+def test_snakemake_refuses_each_kind_before_any_job(tmp_path):
     from project import project_copy, run
 
+    assert len(SNAKEMAKE_CASES) == 5
     root = project_copy(tmp_path / "p", profile=None)
-    for key, value, expected in CASES:
+    for key, value, expected in SNAKEMAKE_CASES:
         write_params(root / "params.yaml", bad_params(key, value))
         done = run(["snakemake", "-n", "report"], root, check=False)
         out = done.stdout + done.stderr

@@ -46,3 +46,31 @@ def test_threads_option_bounds_every_thread_pool_also_those_loaded_later(tmp_pat
     torch_threads, pools = json.loads(done.stdout.splitlines()[-1])
     assert torch_threads == 1 and len(pools) >= 2, pools
     assert all(n == 1 for _, n in pools), pools
+
+
+def test_versions_are_those_of_the_libraries_and_need_not_import_them():
+    """The report and summary stages record versions without paying seconds to import PyTorch or
+    scikit-learn; in a process that has imported them, the versions are the running ones."""
+    import json
+    import subprocess
+
+    import numpy
+    import sklearn
+
+    from vjepa import __version__
+    from vjepa.core.versions import versions
+
+    assert versions() == {
+        "vjepa": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
+    code = (
+        "import json, sys; from vjepa.core.versions import versions\n"
+        "v = versions(); print(json.dumps([v, sorted({'torch', 'sklearn'} & set(sys.modules))]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    fresh, imported = json.loads(done.stdout)
+    assert imported == [] and fresh == versions()
