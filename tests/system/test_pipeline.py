@@ -111,8 +111,13 @@ def planned_snakemake(root: Path) -> set[str]:
     return jobs
 
 
+def dvc_ran(out: str) -> set[str]:
+    """The stages that a `dvc repro` run (or dry run) with output `out` ran."""
+    return set(re.findall(r"Running stage '([\w@-]+)'", out))
+
+
 def planned_dvc(root: Path) -> set[str]:
-    return set(re.findall(r"Running stage '([\w@-]+)'", run(["dvc", "repro", "--dry"], root).stdout))
+    return dvc_ran(run(["dvc", "repro", "--dry"], root).stdout)
 
 
 def covers(declared: str, read: str) -> bool:
@@ -230,7 +235,7 @@ def test_smoke_profile_through_both_tools(tmp_path):
     assert "train-flow@0" in planned_dvc(root) <= chain
 
     out = run(["dvc", "repro"], root).stdout  # DVC runs the chain itself
-    assert set(re.findall(r"Running stage '([\w@-]+)'", out)) == chain, out
+    assert dvc_ran(out) == chain, out
     run(["snakemake", "--cores", "1", "--touch", "--forceall", "all"], root)  # tells Snakemake about DVC's run
     assert planned_snakemake(root) == set()
     assert "up to date" in run(["dvc", "status"], root).stdout
