@@ -183,7 +183,7 @@ FIGURE_INPUTS = {
     "masking_ablation": (("ABLATION",), ("ablation", "figures.dpi")),
 }
 
-GENERATED_TEX = ("setup", "figures", "provenance", "trunk", "gpu")
+GENERATED_TEX = ("setup", "figures", "provenance", "trunk", "gpu", "studies")
 SUMMARY_TEX = ("table1", "numbers", "uncertainty", "comparison")
 
 

@@ -1,8 +1,9 @@
 """The report: LaTeX fragments generated from params and outputs, and the PDF via latexmk.
 
-`write_context` writes report/generated/{setup,figures,provenance,trunk,gpu}.tex: the settings of the
-run, its trunk and the recorded trunk sweep of its data source, the figure environments of the figures
-this run has, the newest recorded GPU study (results/gpu/), and where every number came from
+`write_context` writes report/generated/{setup,figures,provenance,trunk,gpu,studies}.tex: the settings
+of the run, its trunk and the recorded trunk sweep of its data source, the figure environments of the
+figures this run has, the newest recorded GPU study (results/gpu/), the recorded head studies
+(results/studies/, `vjepa.report.studies`), and where every number came from
 (Git commit, content hashes of the data and checkpoints as DVC records them (md5), library
 versions, hardware, wall time of each stage from Snakemake's benchmark files). `build_pdf`
 runs latexmk on report/vjepa.tex.
@@ -25,7 +26,9 @@ from vjepa.core.io import atomic_path, file_digest, run_dir
 from vjepa.core.versions import versions
 from vjepa.model.trunk import describe
 from vjepa.report.figures import FIGURES, figure_names
+from vjepa.report.studies import studies_tex
 from vjepa.report.summarize import DISPLAY_NAMES
+from vjepa.report.tex import tex_escape
 
 SWEEPS_DIR = Path("benchmarks/results")  # trunk_sweep_<data.source>.json, written by benchmarks/trunk_sweep.py
 STUDIES_DIR = Path("results/studies")  # controls-<data.source>/table.json: the objective's parts (trunk_sweep.py)
@@ -33,23 +36,6 @@ GPU_DIR = Path("results/gpu")  # DATE-DEVICE/table1.json, written by scripts/gpu
 
 LATEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
 BUILD_DIR = "build"  # latexmk's output folder beside the .tex
-
-
-def tex_escape(text) -> str:
-    out = str(text).replace("\\", "\0")
-    for a, b in (
-        ("_", r"\_"),
-        ("%", r"\%"),
-        ("&", r"\&"),
-        ("#", r"\#"),
-        ("$", r"\$"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-        ("~", r"\textasciitilde{}"),
-        ("^", r"\^{}"),
-    ):
-        out = out.replace(a, b)
-    return out.replace("\0", r"\textbackslash{}")
 
 
 def _flat(d: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -347,6 +333,7 @@ def write_context(params: dict, params_file: str, data_dir, results_dir, logs_di
         "trunk.tex": trunk_tex(params),
         "provenance.tex": provenance_tex(params, params_file, Path(data_dir), Path(results_dir), Path(logs_dir)),
         "gpu.tex": gpu_tex(Path(results_dir) / "gpu"),
+        "studies.tex": studies_tex(Path(results_dir) / "studies"),
     }
     for name, text in texts.items():
         with atomic_path(out_dir / name) as tmp:
