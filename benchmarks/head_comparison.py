@@ -3,7 +3,8 @@ summarised (Table I with mean ± std over seeds and the paired tests of `vjepa s
 same study can be run under several trunks side by side.
 
 Each run is a plain `vjepa train` / `embed` / `evaluate` into OUT/heads/HEAD/seedN (a finished
-run is kept, so an interrupted study resumes), then `vjepa reference` and `vjepa summarize`
+run is kept, so an interrupted study resumes; its timing.json holds the training's wall and CPU
+seconds, the latter blind to pauses and to other jobs' load), then `vjepa reference` and `vjepa summarize`
 write OUT/metrics.json and OUT/tex/, and a Markdown table goes to OUT/table.md. `--jobs N`
 runs N trainings at a time with the cores split between them.
 
@@ -52,9 +53,10 @@ def run_head(head: str, seed: int, args, common: list[str]) -> dict:
     run = ["--head", head, "--seed", str(seed), *common]
     with open(folder / "log.txt", "a") as log:
         t0 = time.perf_counter()
-        vjepa(["train", *run], log)  # resumes an interrupted run of the same params
+        cpu_s = vjepa(["train", *run], log)  # resumes an interrupted run of the same params
         train_s = time.perf_counter() - t0
-        (folder / "timing.json").write_text(json.dumps({"train_s": round(train_s, 1), "threads": args.threads}))
+        timing = {"train_s": round(train_s, 1), "train_cpu_s": round(cpu_s, 1), "threads": args.threads}
+        (folder / "timing.json").write_text(json.dumps(timing))
         vjepa(["embed", *run], log)
         vjepa(["evaluate", *run], log)
     print(f"{head} seed {seed}: done ({train_s:.0f} s training)", flush=True)

@@ -70,13 +70,19 @@ def common_args(params, data_dir, results_dir, threads: int, values: dict) -> li
     return [*args, "--threads", str(threads), *set_args(values)]
 
 
-def vjepa(args: list[str], log) -> None:
+def vjepa(args: list[str], log) -> float:
+    """Run one `vjepa` command, its output into `log`; return its CPU seconds (user + system, with
+    the processes it waited for), which a pause (SIGSTOP) or another job's load leaves out, unlike
+    its wall time."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "vjepa", *args, "--quiet"], stdout=log, stderr=subprocess.STDOUT, env=env
     )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise RuntimeError(f"vjepa {' '.join(args[:3])} failed (exit {proc.returncode}); see {log.name}")
+    return usage.ru_utime + usage.ru_stime
 
 
 def feature_diagnostics(embeddings: Path, num_classes: int, threads: int) -> dict:

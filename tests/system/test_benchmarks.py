@@ -220,6 +220,9 @@ def test_head_comparison_summarises_heads_and_seeds_under_the_paper_trunk(tmp_pa
     assert "| deterministic | mdn |" in (out / "table.md").read_text()
     scores = json.loads((out / "scores_vs_knn.json").read_text())["scores"]
     assert scores["nll_per_dim"]["heads"] == ["mdn"] and scores["energy_score_per_dim"]["runs"] == 4
+    timing = json.loads((out / "heads" / "mdn" / "seed1" / "timing.json").read_text())
+    # the training's own CPU seconds: at least PyTorch's import, at most what one thread gives in its wall time
+    assert 1.0 < timing["train_cpu_s"] <= 1.5 * timing["train_s"] + 1.0, timing
 
 
 @pytest.mark.slow(seconds=30)
