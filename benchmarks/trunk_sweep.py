@@ -79,9 +79,9 @@ def vjepa(args: list[str], log) -> float:
         [sys.executable, "-m", "vjepa", *args, "--quiet"], stdout=log, stderr=subprocess.STDOUT, env=env
     )
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"vjepa {' '.join(args[:3])} failed (exit {proc.returncode}); see {log.name}")
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise RuntimeError(f"vjepa {' '.join(args[:3])} failed (exit {code}); see {log.name}")
     return usage.ru_utime + usage.ru_stime
 
 

@@ -94,7 +94,7 @@ def study_tex(study: dict) -> str:
         f = study["floors"].get(key)
         if f:
             rows.append(f"{label} & {100 * f['top1']:.2f} & & {100 * f['probe_top1']:.2f} \\\\")
-    head = " & ".join(label for _, label in METRICS)
+    columns = " & ".join(label for _, label in METRICS)
     lines = [
         f"\\paragraph{{\\texttt{{{tex_escape(study['name'])}}}}} \\texttt{{{tex_escape(study['params'])}}} under "
         f"{trunk}"
@@ -105,7 +105,7 @@ def study_tex(study: dict) -> str:
         r"\begin{center}\small",
         r"\begin{tabular}{lrrr}",
         r"\toprule",
-        f"Head & {head} \\\\",
+        f"Head & {columns} \\\\",
         r"\midrule",
         *rows,
         r"\bottomrule",
