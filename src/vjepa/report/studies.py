@@ -53,6 +53,11 @@ def _cell(values: list) -> str:
     return f"{100 * mean:.2f}" + ("" if std is None else f" $\\pm$ {100 * std:.2f}") + f" ({len(values)})"
 
 
+def _p(value: float) -> str:
+    """A p-value as a sentence reads it: three decimals, or "< 0.001" below that."""
+    return "$<$ 0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def _verdicts_line(study: dict, key: str, label: str) -> str:
     per_seed = {h: {s: m.get(key) for (h_, s), m in study["runs"].items() if h_ == h} for h in study["heads"]}
     if any(v is None for runs in per_seed.values() for v in runs.values()):
@@ -61,7 +66,7 @@ def _verdicts_line(study: dict, key: str, label: str) -> str:
     name = lambda h: DISPLAY_NAMES.get(h, h)
     resolved = [
         f"{name(p['a'])} {p['verdict']} than {name(p['b'])} by {abs(p['mean']):.2f} points, "
-        f"$p_\\mathrm{{Holm}}$ {p['p_holm']:.3f}"
+        f"$p_\\mathrm{{Holm}}$ {_p(p['p_holm'])}"
         for p in pairs
         if p["verdict"] in ("better", "worse")
     ]
